@@ -1,0 +1,34 @@
+"""Profiles load, overrides apply with YAML types, and bad input names the field."""
+
+import pytest
+
+from spct.config import ConfigError, apply_overrides, load_profile
+
+
+@pytest.mark.parametrize("name", ["tiny", "demo", "a100"])
+def test_shipped_profiles_load(name):
+    p = load_profile(name)
+    assert p.name == name
+    assert p.eval.ks == sorted(set(p.eval.ks))
+
+
+def test_overrides_are_typed():
+    p = load_profile("tiny", ["sampling.temperature=0.7", "eval.ks=[8,1,2]", "eval.greedy=false", "model.spec=demo"])
+    assert p.sampling.temperature == 0.7 and p.eval.ks == [1, 2, 8] and p.eval.greedy is False
+    assert p.model.spec == "demo"
+    assert apply_overrides({}, ["a.b.c=3"]) == {"a": {"b": {"c": 3}}}
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="no profile named 'nope'"):
+        load_profile("nope")
+    with pytest.raises(ConfigError, match="sampling.temperature"):
+        load_profile("tiny", ["sampling.temperature=-1"])
+    with pytest.raises(ConfigError, match="eval.bogus"):
+        load_profile("tiny", ["eval.bogus=1"])
+    with pytest.raises(ConfigError, match="not of the form"):
+        load_profile("tiny", ["nonsense"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_profile(str(bad))
