@@ -1,0 +1,90 @@
+"""``spct eval`` end to end on every shared dataset and ``spct judge``, with the tiny model."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from spct.cli import app
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = ["rm-bench", "judgebench", "hh-rlhf", "rmb-sample"]
+runner = CliRunner()
+
+
+def test_shared_data_is_present():
+    # Not optional: the end-to-end test below reads these folders in place.
+    missing = [d for d in DATASETS if not (SHARED / d).exists()]
+    assert not missing, f"shared datasets missing under {SHARED}: {missing}"
+
+
+def test_eval_end_to_end_on_every_shared_dataset(tmp_path):
+    data = [a for d in DATASETS for a in ("--data", str(SHARED / d))] + ["--data", "builtin:verifiable"]
+    out = tmp_path / "report"
+    args = ["eval", "--profile", "tiny", *data, "--limit", "1", "--k", "1,2", "--max-new-tokens", "8",
+            "--seed", "5", "--skip-bad", "--no-progress", "--out", str(out)]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "report.md" in res.output
+
+    report = json.loads((out / "report.json").read_text())
+    names = {"rm-bench": "rm-bench", "judgebench": "judgebench", "hh-rlhf": "hh-rlhf", "rmb-sample": "rmb", "verifiable": "generic"}
+    assert {n: e["benchmark"] for n, e in report["datasets"].items()} == names
+    # --limit counts whole items: an RM-Bench prompt is 9 style pairs, a JudgeBench pair 2 orders.
+    # One item each keeps the test to seconds on 2 CPU cores (RM-Bench prompts are long).
+    sizes = {"rm-bench": 9, "judgebench": 2, "hh-rlhf": 1, "rmb-sample": 1, "verifiable": 1}
+    assert {n: e["n"] for n, e in report["datasets"].items()} == sizes
+    for name, e in report["datasets"].items():
+        assert e["items"] == 1
+        for key in ("greedy", "voting@1", "voting@2", "parse_rate", "greedy_parse_rate"):
+            assert 0.0 <= e[key] <= 1.0, (name, key)
+        assert e["seconds"] >= 0 and e["mean_generated_tokens"] > 0
+    assert set(report["datasets"]["rm-bench"]["results"]["voting@2"]) >= {"hard", "normal", "easy", "domains"}
+    assert "pairs" in report["datasets"]["judgebench"]["results"]["greedy"]
+    assert report["settings"]["ks"] == [1, 2] and report["settings"]["seed"] == 5
+
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == sum(sizes.values()) * (2 + 1)  # examples x (max k + greedy)
+    rec = json.loads(lines[0])
+    assert {"dataset", "example_id", "sample", "perm", "text", "scores", "completion_tokens"} <= rec.keys()
+    assert rec["scores"] is not None or "parse_failure" in rec
+    assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "report.md").read_text()
+    assert "| rm-bench | rm-bench |" in md and "voting@2" in md
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/nonexistent/data.jsonl"], "/nonexistent/data.jsonl"),
+        (["--profile", "no-such-profile"], "no profile named"),
+        (["--k", "1,x"], "--k"),
+        (["--k", "0,2"], "--k"),
+    ],
+)
+def test_eval_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    res = runner.invoke(app, ["eval", *args, "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_judge_prints_scores_or_parse_failures():
+    args = ["judge", "--model", "tiny", "--prompt", "What is 2+2?", "--response", "4", "--response", "5",
+            "--k", "3", "--max-new-tokens", "8", "--seed", "1"]  # fmt: skip
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)  # stdout holds only the JSON; progress bars go to stderr
+    assert len(out["samples"]) == 3 and len(out["totals"]) == 2
+    for s in out["samples"]:
+        assert (s["scores"] is not None and len(s["scores"]) == 2) or s["parse_failure"]["reason"]
+    assert out["best"] in out["tied"] and out["used"] + out["failed"] == 3
+
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "totals:" in res.output and "best: response" in res.output
+    assert "sample 2" in res.output
