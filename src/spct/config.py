@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spct.train.config import ColdStartConfig, GRPOConfig, LoraSection, MetaRMConfig, RFTConfig, TrainConfig
+
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -60,6 +62,13 @@ class Profile(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    # Training stages (spct.train); every section has working defaults.
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    coldstart: ColdStartConfig = Field(default_factory=ColdStartConfig)
+    rft: RFTConfig = Field(default_factory=RFTConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    metarm: MetaRMConfig = Field(default_factory=MetaRMConfig)
 
 
 def profile_path(name_or_path: str) -> Path:

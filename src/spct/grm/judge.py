@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from spct.grm.parse import Judgment, ParseFailure, parse_judgment
-from spct.grm.prompt import build_chat
+from spct.grm.prompt import build_chat, special_strings
 from spct.grm.rules import (
     MetaRM,
     Vote,
@@ -81,12 +81,13 @@ def sample_judgments(
         raise ValueError("k must be at least 1")
     perms: list[list[int]] = []
     prompts: list[str] = []
+    specials = special_strings(engine.tokenizer)
     for item in items:
         n = len(item.responses)
         for j in range(k):
             perm = permutation(n, sample_rng(params.seed, item.key, j)) if shuffle else list(range(n))
             hint = perm.index(item.hint) if item.hint is not None else None
-            chat = build_chat(item.messages, [item.responses[i] for i in perm], hint)
+            chat = build_chat(item.messages, [item.responses[i] for i in perm], hint, specials)
             perms.append(perm)
             prompts.append(engine.render(chat))
     gens = engine.generate(prompts, params, n=1, progress=progress)

@@ -1,0 +1,38 @@
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Model, Output
+
+from components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE)
+def evaluate(
+    profile: str,
+    overrides: list,
+    grm: Input[Model],
+    meta_rm: Input[Model],
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+    scaling: Output[HTML],
+    results: Output[Artifact],
+):
+    """Greedy, Voting@k and MetaRM@k on the gate set: report.json/.md, scaling.png, samples, gate.json."""
+    import base64
+    import shutil
+    from pathlib import Path
+
+    from spct.pipeline.stages import Tracking, evaluate_stage, find_model, resolve_dir
+
+    out = Path(results.path)
+    out.mkdir(parents=True, exist_ok=True)
+    meta_dir = resolve_dir(meta_rm.path)
+    meta_dir = meta_dir / "model" if (meta_dir / "model").is_dir() else meta_dir
+    _, gate = evaluate_stage(find_model(resolve_dir(grm.path)), meta_dir, profile, [str(o) for o in overrides], out,
+                             Tracking(tracking_uri, parent_run_id))
+    metrics.log_metric("gate_accuracy", gate.accuracy)
+    metrics.log_metric("gate_parse_rate", gate.parse_rate)
+    shutil.copyfile(out / "report.md", report.path)
+    png = base64.b64encode((out / "scaling.png").read_bytes()).decode()
+    Path(scaling.path).write_text(f'<html><body><img alt="accuracy against k" src="data:image/png;base64,{png}"/></body></html>\n')
+    results.metadata.update({"gate_set": gate.gate_set, "accuracy": gate.accuracy, "parse_rate": gate.parse_rate})

@@ -1,0 +1,1 @@
+"""The SPCT pipeline (wiring only) and its Kubernetes task settings."""

@@ -1,0 +1,179 @@
+"""``spct pipeline compile|run|submit``, ``spct promote``, ``spct rollback``, ``spct models list``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from spct.cli.app import app
+
+console = Console()
+pipeline_app = typer.Typer(help="Compile, run locally or submit the SPCT Kubeflow pipeline.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered GRM versions in MLflow.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(models_app, name="models")
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _uri(tracking_uri: str | None, run_dir: Path | None) -> str:
+    from spct.registry.tracking import resolve_tracking_uri
+
+    if not tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI") and run_dir is not None:
+        db = Path(run_dir) / "mlflow" / "mlflow.db"
+        if not db.is_file():
+            _fail(f"no MLflow store at {db}; pass --tracking-uri, set MLFLOW_TRACKING_URI, or point --run-dir at a pipeline run")
+    try:
+        return resolve_tracking_uri(tracking_uri, run_dir)
+    except ValueError as e:
+        _fail(str(e))
+
+
+TRACKING = typer.Option(None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else the run directory's store).")
+RUN_DIR = typer.Option(Path("runs/pipeline"), "--run-dir", help="A local pipeline run (its embedded MLflow store).")
+MODEL = typer.Option("spct-grm", "--model", "-m", help="Registered model name.")
+
+
+@pipeline_app.command("compile")
+def compile_command(
+    out: Path = typer.Option(Path("spct_pipeline.yaml"), "--out", "-o", help="IR YAML to write."),
+    param: list[str] = typer.Option([], "--param", "-p", help="key=value: a parameter's default in the YAML."),
+    gpu_product: str = typer.Option("NVIDIA-A100-SXM4-80GB", help="Value of the node label GPU tasks select."),
+    gpu_label: str = typer.Option("nvidia.com/gpu.product", help="Node label key for the GPU product."),
+    gpus: int = typer.Option(8, min=1, help="GPUs per training/evaluation pod."),
+) -> None:
+    """Write the pipeline's IR YAML (upload it in the Kubeflow UI or submit it)."""
+    from spct.pipeline.run import compile_pipeline, parse_params
+
+    try:
+        params = parse_params(param)
+        path = compile_pipeline(out, params, gpu_label_key=gpu_label, gpu_label_value=gpu_product, gpus=gpus)
+    except (ValueError, TypeError) as e:
+        _fail(str(e))
+    console.print(f"wrote {path}")
+
+
+def _versions_table(rows: list[Any], title: str) -> Table:
+    t = Table(title=title)
+    for c in ("version", "aliases", "accuracy", "parse", "gate set", "decision", "prev. champion", "created"):
+        t.add_column(c, justify="right" if c in ("version", "accuracy", "parse") else "left")
+    for r in rows:
+        m = r.metrics
+        t.add_row(r.version, ", ".join(r.aliases), f"{100 * m.accuracy:.1f}" if m else "", f"{100 * m.parse_rate:.0f}%" if m else "",
+                  m.gate_set if m else "", r.decision, r.previous_champion, r.created)
+    return t
+
+
+@pipeline_app.command("run")
+def run_command(
+    local: bool = typer.Option(False, "--local", help="Run the whole DAG on this machine (kfp.local)."),
+    profile: str = typer.Option("tiny", "--profile", help="tiny | demo (a profile name or YAML path)."),
+    run_dir: Path = typer.Option(Path("runs/pipeline"), "--run-dir", "--out", help="Artifacts and the embedded MLflow store."),
+    sets: list[str] = typer.Option([], "--set", help="Profile override key.sub=value (repeatable)."),
+    source: list[str] = typer.Option([], "--source", help="Data source for curation (default: the embedded data)."),
+    tracking_uri: str | None = TRACKING,
+    model: str = MODEL,
+) -> None:
+    """Run the pipeline locally: curate, RFT, GRPO, meta RM, evaluate, register, gate."""
+    if not local:
+        _fail("only --local runs here; use `spct pipeline submit --host URL` for a Kubeflow cluster")
+    from spct.pipeline.run import run_local
+
+    try:
+        res = run_local(profile, run_dir, overrides=sets, sources=source or None, tracking_uri=tracking_uri, model_name=model)
+    except Exception as e:  # kfp raises RuntimeError naming the failed task; its log is above
+        _fail(f"pipeline failed: {e}")
+    from spct.cli.evaluate import _results_table
+
+    if res.report:
+        console.print(_results_table(res.report))
+    console.print(_versions_table(res.versions, f"registered model {res.model_name}"))
+    newest = res.versions[0] if res.versions else None
+    if newest is not None:
+        console.print(f"version {newest.version}: aliases {', '.join(newest.aliases) or '(none)'}; gate: {newest.decision or 'n/a'}")
+    console.print(f"pipeline finished in {res.seconds:.0f} s; artifacts under {res.run_dir / 'kfp'}")
+    if res.tracking_uri.startswith("sqlite:///"):
+        console.print(f"open the MLflow UI on these results:\n  mlflow ui --backend-store-uri {res.tracking_uri} --port 5000")
+    else:
+        console.print(f"MLflow: {res.tracking_uri}")
+
+
+@pipeline_app.command("submit")
+def submit_command(
+    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines endpoint, e.g. https://kubeflow.example.com/pipeline"),
+    experiment: str = typer.Option("spct", "--experiment", help="KFP experiment name."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Pipeline parameter key=value (repeatable)."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str = typer.Option("spct-pipeline-runner", "--service-account"),
+    package: Path | None = typer.Option(None, "--package", help="A compiled YAML (default: compile now)."),
+) -> None:
+    """Submit a run; the token comes from KF_PIPELINES_TOKEN or the kube config."""
+    from spct.pipeline.run import parse_params, submit
+
+    try:
+        run_id = submit(host, experiment=experiment, params=parse_params(param), namespace=namespace,
+                        service_account=service_account, package=package)
+    except ValueError as e:
+        _fail(str(e))
+    console.print(f"submitted run {run_id} to {host} (experiment {experiment})")
+
+
+@app.command("promote")
+def promote_command(
+    model: str = MODEL,
+    version: str | None = typer.Option(None, "--version", help="Default: the 'challenger' alias."),
+    tolerance: float = typer.Option(0.01, help="Allowed accuracy drop below the champion."),
+    min_parse_rate: float = typer.Option(0.9, help="Least share of critiques that must parse."),
+    max_category_drop: float = typer.Option(0.05, help="Largest accuracy drop allowed in any category."),
+    tracking_uri: str | None = TRACKING,
+    run_dir: Path = RUN_DIR,
+) -> None:
+    """Gate a version against the champion on the same gate set; move 'champion' if it passes."""
+    from spct.registry import GatePolicy, RegistryError, client_for, promote
+
+    uri = _uri(tracking_uri, run_dir)
+    try:
+        policy = GatePolicy(tolerance=tolerance, min_parse_rate=min_parse_rate, max_category_drop=max_category_drop)
+        d = promote(client_for(uri), model, version, policy)
+    except (RegistryError, ValueError) as e:
+        _fail(str(e))
+    verdict = "[green]promoted[/green]" if d.promote else "[red]refused[/red]"
+    console.print(f"{model} version {version or 'challenger'}: {verdict}")
+    for r in d.reasons:
+        console.print(f"  - {r}")
+    if not d.promote:
+        raise typer.Exit(1)
+
+
+@app.command("rollback")
+def rollback_command(model: str = MODEL, tracking_uri: str | None = TRACKING, run_dir: Path = RUN_DIR) -> None:
+    """Move 'champion' back to the version it replaced."""
+    from spct.registry import RegistryError, client_for, rollback
+
+    try:
+        frm, to = rollback(client_for(_uri(tracking_uri, run_dir)), model)
+    except RegistryError as e:
+        _fail(str(e))
+    console.print(f"{model}: champion moved from version {frm} back to {to}")
+
+
+@models_app.command("list")
+def models_list_command(model: str = MODEL, tracking_uri: str | None = TRACKING, run_dir: Path = RUN_DIR) -> None:
+    """Versions, aliases and gate metrics."""
+    from mlflow.exceptions import MlflowException
+
+    from spct.registry import client_for, list_versions
+
+    try:
+        rows = list_versions(client_for(_uri(tracking_uri, run_dir)), model)
+    except MlflowException as e:
+        _fail(f"{model}: {e.message}")
+    console.print(_versions_table(rows, f"registered model {model}"))

@@ -1,0 +1,350 @@
+"""What each pipeline component does, as plain functions over paths and strings.
+
+Components (``components/``) are one-line wrappers over these, so the same code
+runs in a Kubeflow pod, in ``kfp.local`` and in tests. Every stage logs to its own
+MLflow run nested under the pipeline's run (``parent_run_id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spct.registry.gate import GateMetrics, GatePolicy
+from spct.registry.tracking import MlflowLogger, client_for, end_run, stage_run, start_pipeline_run
+
+POINTER = "spct-pointer.json"
+
+
+@dataclass(frozen=True)
+class Tracking:
+    uri: str
+    parent_run_id: str
+
+
+def open_pipeline_run(tracking_uri: str, experiment: str, run_key: str, params: Mapping[str, Any]) -> str:
+    """The pipeline's MLflow run, tagged with the KFP run id (``run_key``) so the exit handler finds it."""
+    run_id = start_pipeline_run(tracking_uri, experiment, f"spct-pipeline-{run_key}", params)
+    client_for(tracking_uri).set_tag(run_id, "spct.kfp_run", run_key)
+    return run_id
+
+
+def close_pipeline_run_by_key(tracking_uri: str, experiment: str, run_key: str, succeeded: bool) -> None:
+    client = client_for(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], f"tags.`spct.kfp_run` = '{run_key}'") if exp else []
+    for run in runs:  # none when the pipeline failed before open_run
+        end_run(tracking_uri, run.info.run_id, "FINISHED" if succeeded else "FAILED")
+
+
+# ---- where a stage writes --------------------------------------------------------
+
+
+def output_dir(artifact_path: str, workdir: str, run_id: str, stage: str) -> Path:
+    """The artifact folder itself, or (``workdir`` set, e.g. the checkpoint PVC) a folder there
+    that the artifact points to, so multi-GB checkpoints never go through the artifact store."""
+    art = Path(artifact_path)
+    art.mkdir(parents=True, exist_ok=True)
+    if not workdir:
+        return art
+    target = Path(workdir) / run_id / stage
+    target.mkdir(parents=True, exist_ok=True)
+    (art / POINTER).write_text(json.dumps({"path": str(target)}) + "\n")
+    return target
+
+
+def pass_through(artifact_path: str, spec: str) -> None:
+    """A Model artifact that names a model instead of holding one (an engine spec or a path on the PVC)."""
+    art = Path(artifact_path)
+    art.mkdir(parents=True, exist_ok=True)
+    (art / POINTER).write_text(json.dumps({"spec": spec}) + "\n")
+
+
+def model_spec(artifact_path: str) -> str:
+    """What to load for a Model artifact: a named spec, or the saved model inside (or pointed to)."""
+    ptr = Path(artifact_path) / POINTER
+    if ptr.is_file() and "spec" in (data := json.loads(ptr.read_text())):
+        return str(data["spec"])
+    return str(find_model(resolve_dir(artifact_path)))
+
+
+def resolve_dir(artifact_path: str) -> Path:
+    """An artifact folder, following a pointer written by :func:`output_dir`."""
+    p = Path(artifact_path)
+    ptr = p / POINTER
+    if ptr.is_file() and "path" in (data := json.loads(ptr.read_text())):
+        return Path(data["path"])
+    return p
+
+
+# ---- curate ------------------------------------------------------------------------
+
+
+def curate_stage(sources: Sequence[str], out_dir: Path, tracking: Tracking, *, limit: int | None = None,
+                 eval_fraction: float = 0.1) -> dict[str, Any]:
+    """Curate ``sources`` into ``out_dir`` (train/eval parquet + manifest.json); log lineage."""
+    from spct.data import CurateConfig, curate
+
+    with stage_run(tracking.uri, tracking.parent_run_id, "curate") as log:
+        cfg = CurateConfig(limit=limit, eval_fraction=eval_fraction)
+        log.log_params({"sources": ",".join(sources), **cfg.model_dump()})
+        manifest = curate(list(sources), out_dir, cfg)
+        log.log_artifact(out_dir / "manifest.json")
+        counts = {f"{split}_examples": float(c.get("total", 0)) for split, c in manifest.counts.items()
+                  if isinstance(c, Mapping)}
+        log.log_metrics(counts | {f"dropped_{k}": float(v) for k, v in manifest.drops.items()}, step=0)
+        for split in ("train", "eval"):
+            f = out_dir / f"{split}.parquet"
+            if f.is_file():
+                digest = manifest.files.get(f"{split}.parquet", {}).get("sha256")
+                log.log_dataset(f, name=f"curated-{split}", context="training" if split == "train" else "evaluation",
+                                digest=(digest or None) and digest[:36])
+        return {"counts": manifest.counts, "drops": manifest.drops}
+
+
+# ---- training ----------------------------------------------------------------------
+
+
+def _training_function(kind: str) -> Any:
+    """``spct.train.<module>``'s entry point: ``fn(profile, out_dir, *, logger, progress)`` writing ``out_dir/model``."""
+    import importlib
+
+    modules = {"coldstart": ["coldstart"], "rft": ["rft"], "grpo": ["grpo"], "metarm": ["meta_rm", "metarm"]}[kind]
+    for name in modules:
+        try:
+            mod = importlib.import_module(f"spct.train.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"spct.train.{name}":
+                raise
+            continue
+        for fn in (f"run_{kind}", "run", "train"):
+            if callable(getattr(mod, fn, None)):
+                return getattr(mod, fn)
+    raise ImportError(f"no training entry point for {kind!r} in spct.train.{'/'.join(modules)}")
+
+
+def plot_curves(metrics_jsonl: Path, out_png: Path, title: str) -> Path | None:
+    """One panel per metric from a training ``metrics.jsonl``."""
+    from spct.tracking import read_jsonl_metrics
+
+    if not metrics_jsonl.is_file():
+        return None
+    recs = read_jsonl_metrics(metrics_jsonl)
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in recs:
+        for k, v in r["metrics"].items():
+            if v is not None:
+                series.setdefault(k, []).append((r["step"], v))
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(series)[:12]
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        xs, ys = zip(*series[name])
+        ax.plot(xs, ys, marker="." if len(xs) < 30 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png
+
+
+def train_stage(
+    kind: str,
+    profile: str,
+    overrides: Sequence[str],
+    model_spec: str,
+    out_dir: Path,
+    tracking: Tracking,
+    *,
+    data: str | None = None,
+    samples: str | None = None,
+    nodes: int = 1,
+    job: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one SPCT training stage (rft, grpo, metarm) from ``model_spec``; the model lands in ``out_dir/model``.
+
+    ``nodes > 1`` runs the same trainer as a multi-node TrainJob/PyTorchJob (``job`` holds
+    its settings) and waits for it; ``out_dir`` must then be on the shared checkpoint volume.
+    """
+    from spct.config import load_profile
+    from spct.tracking import MultiLogger, default_logger
+
+    sets = [*overrides, f"model.spec={model_spec}"]
+    if data:
+        sets.append(f"{kind}.data={data}")
+    if samples:
+        sets.append(f"{kind}.samples={samples}")
+    prof = load_profile(profile, sets)
+    with stage_run(tracking.uri, tracking.parent_run_id, kind) as mlog:
+        mlog.log_params({"profile": profile, "nodes": nodes, **prof.model_dump(mode="json")})
+        if nodes > 1:
+            from spct.pipeline.trainjob import JobSettings, run_training_job
+
+            settings = JobSettings(**dict(job or {}))
+            # The training CLI (spct rft|grpo|metarm --config P --model M --out D --set k=v) on every node.
+            args = [kind, "--config", profile, "--model", model_spec, "--out", str(out_dir),
+                    *[a for s in sets if not s.startswith("model.spec=") for a in ("--set", s)]]
+            env = {"MLFLOW_TRACKING_URI": tracking.uri, "SPCT_MLFLOW_RUN_ID": mlog.run_id}
+            summary = run_training_job(settings, args, nodes=nodes, env=env, name_hint=f"spct-{kind}")
+            _replay_curves(out_dir / "metrics.jsonl", mlog)  # rank 0 wrote them on the shared volume
+        else:
+            logger = MultiLogger(default_logger(out_dir, console_every=max(1, prof.train.log_every)), mlog)
+            summary = _training_function(kind)(prof, out_dir, logger=logger, progress=False)
+        numeric = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numeric:
+            mlog.log_metrics({f"final/{k}": v for k, v in numeric.items()}, step=0)
+        png = plot_curves(out_dir / "metrics.jsonl", out_dir / "curves.png", f"{kind} ({prof.name})")
+        for f in (png, out_dir / "metrics.jsonl", out_dir / "summary.json"):
+            if f is not None and Path(f).is_file():
+                mlog.log_artifact(f)
+        (out_dir / "stage.json").write_text(json.dumps({"kind": kind, "summary": summary}, default=str, indent=2) + "\n")
+        return summary
+
+
+def _replay_curves(metrics_jsonl: Path, log: MlflowLogger) -> None:
+    from spct.tracking import read_jsonl_metrics
+
+    if metrics_jsonl.is_file():
+        for rec in read_jsonl_metrics(metrics_jsonl):
+            log.log_metrics({k: v for k, v in rec["metrics"].items() if v is not None}, step=rec["step"])
+
+
+def find_model(out_dir: Path) -> Path:
+    """The saved Hugging Face model a training stage left in ``out_dir``."""
+    for cand in (out_dir / "model", out_dir):
+        if (cand / "config.json").is_file():
+            return cand
+    raise FileNotFoundError(f"{out_dir}: no saved model (model/config.json)")
+
+
+# ---- evaluate ----------------------------------------------------------------------
+
+
+def gate_set_digest(datasets: Mapping[str, Sequence[Any]]) -> str:
+    """Content hash of exactly the examples evaluated: the gate set's identity."""
+    h = hashlib.sha256()
+    for name in sorted(datasets):
+        h.update(name.encode())
+        for ex in datasets[name]:
+            h.update(json.dumps(ex.to_record(), sort_keys=True).encode())
+    return f"sha256:{h.hexdigest()[:16]}"
+
+
+def gate_metrics(report: Mapping[str, Any], mode: str, gate_set: str) -> GateMetrics:
+    """The numbers the gate compares: ``mode`` accuracy and parse rate (n-weighted over datasets), per category."""
+    total = sum(int(e["n"]) for e in report["datasets"].values())
+    if total == 0:
+        raise ValueError("the report holds no evaluated examples")
+    acc = sum(float(e[mode]) * int(e["n"]) for e in report["datasets"].values()) / total
+    parse = sum(float(e.get("parse_rate", 0.0)) * int(e["n"]) for e in report["datasets"].values()) / total
+    cats: dict[str, float] = {}
+    for name, e in report["datasets"].items():
+        for cat, v in (e["results"][mode].get("categories") or {}).items():
+            if isinstance(v, (int, float)):
+                cats[f"{name}/{cat}"] = float(v)
+    return GateMetrics(round(acc, 6), round(parse, 6), gate_set, total, cats)
+
+
+def evaluate_stage(
+    model_dir: Path, meta_rm_dir: Path | None, profile: str, overrides: Sequence[str], out_dir: Path, tracking: Tracking
+) -> tuple[dict[str, Any], GateMetrics]:
+    """Evaluate the GRM on the profile's gate set; write report.json/.md, scaling.png, samples.jsonl, gate.json."""
+    from spct.config import load_profile
+    from spct.data import load
+    from spct.engine import Engine
+    from spct.cli.evaluate import dataset_name
+    from spct.evaluate.harness import EvalSettings, evaluate
+
+    prof = load_profile(profile, list(overrides))
+    settings = EvalSettings.from_profile(prof)
+    datasets, info = {}, {}
+    for spec in prof.eval.data:
+        res = load(spec)
+        name = dataset_name(spec, set(datasets))
+        datasets[name] = res.examples[: settings.limit] if settings.limit else res.examples
+        info[name] = {"path": spec, "loaded": len(res.examples), "skipped": res.skipped.count}
+    meta = None
+    if meta_rm_dir is not None and meta_rm_dir.is_dir() and any(meta_rm_dir.iterdir()):
+        from spct.registry.grm_model import load_meta_rm
+
+        meta = load_meta_rm(meta_rm_dir)
+    with stage_run(tracking.uri, tracking.parent_run_id, "evaluate") as log:
+        log.log_params({"profile": profile, "model": str(model_dir), "meta_rm": meta is not None, **settings.__dict__})
+        engine = Engine.load(str(model_dir), dtype=prof.model.dtype, device=prof.model.device)
+        report = evaluate(engine, datasets, settings, meta_rm=meta, out_dir=out_dir, progress=False,
+                          model=str(model_dir), data_info=info)
+        mode = f"voting@{max(settings.ks)}"
+        gm = gate_metrics(report, mode, gate_set_digest(datasets))
+        (out_dir / "gate.json").write_text(json.dumps(gm.to_dict() | {"mode": mode}, indent=2) + "\n")
+        for name, e in report["datasets"].items():
+            log.log_metrics({f"{name}/{k}": v for k, v in e.items() if isinstance(v, (int, float))}, step=0)
+            for k in settings.ks:
+                log.log_metrics({f"{name}/voting_curve": e[f"voting@{k}"]}, step=k)
+        log.log_metrics({"gate/accuracy": gm.accuracy, "gate/parse_rate": gm.parse_rate}, step=0)
+        for f in ("report.json", "report.md", "scaling.png", "samples.jsonl", "gate.json"):
+            log.log_artifact(out_dir / f)
+        log.set_tags({"spct.gate.set": gm.gate_set})
+        return report, gm
+
+
+# ---- register / promote / deploy ------------------------------------------------------
+
+
+def register_stage(
+    model_dir: Path, meta_rm_dir: Path | None, gate: GateMetrics, model_name: str, bundle_root: Path, tracking: Tracking,
+    *, bundle_config: Mapping[str, Any] | None = None,
+) -> str:
+    """Log the GRM bundle as an MLflow model on a ``register`` run and register it; returns the version."""
+    from spct.registry.grm_model import build_bundle, log_grm, register_grm
+
+    meta = meta_rm_dir if meta_rm_dir is not None and meta_rm_dir.is_dir() and any(meta_rm_dir.iterdir()) else None
+    bundle = build_bundle(model_dir, bundle_root, meta_rm_dir=meta, name=model_name, **dict(bundle_config or {}))
+    with stage_run(tracking.uri, tracking.parent_run_id, "register") as log:
+        info = log_grm(bundle, log.run_id, tracking.uri)
+        mv = register_grm(client_for(tracking.uri), model_name, info, gate, log.run_id,
+                          tags={"spct.pipeline_run": tracking.parent_run_id})
+        log.set_tags({"spct.registered_model": model_name, "spct.registered_version": str(mv.version)})
+        log.log_metrics({"gate/accuracy": gate.accuracy, "gate/parse_rate": gate.parse_rate}, step=0)
+        return str(mv.version)
+
+
+def promote_stage(model_name: str, version: str, policy: GatePolicy, tracking: Tracking) -> dict[str, Any]:
+    """The gate: move ``champion`` to ``version`` if it passes; the decision is tagged on the version."""
+    from spct.registry.promotion import promote
+
+    with stage_run(tracking.uri, tracking.parent_run_id, "promote") as log:
+        log.log_params({"model": model_name, "version": version, **policy.model_dump()})
+        d = promote(client_for(tracking.uri), model_name, version, policy)
+        log.log_metrics({"promoted": float(d.promote)}, step=0)
+        log.set_tags({"spct.gate.decision": "promoted" if d.promote else "refused", "spct.gate.reasons": "; ".join(d.reasons)})
+        return {"promoted": d.promote, "reasons": d.reasons, "version": version}
+
+
+def deploy_stage(model_name: str, namespace: str, tracking: Tracking, *, values: Mapping[str, Any] | None = None,
+                 apply: bool = True, out_dir: Path | None = None) -> dict[str, Any]:
+    """Apply the serving InferenceService for ``models:/NAME@champion`` (spct.serving.deploy)."""
+    from spct.serving import deploy as serving_deploy  # type: ignore[attr-defined]
+
+    with stage_run(tracking.uri, tracking.parent_run_id, "deploy") as log:
+        result = serving_deploy.deploy(
+            model_uri=f"models:/{model_name}@champion", namespace=namespace, tracking_uri=tracking.uri,
+            values=dict(values or {}), apply=apply, out_dir=out_dir,
+        )
+        log.set_tags({"spct.deploy.namespace": namespace})
+        return dict(result) if isinstance(result, Mapping) else {"result": str(result)}

@@ -1,0 +1,262 @@
+"""The KServe predictor: a ``kserve.Model`` that judges responses with the GRM.
+
+The constructor is cheap; :meth:`GRMModel.load` resolves the model source,
+loads it, starts the batcher and runs one warm-up judgment before setting
+``ready`` (KServe refuses to start with a model that is not ready, so the
+server only listens once the model can answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kserve
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from spct.serving import metrics
+from spct.serving.batcher import BatchPolicy, Batcher, Job, QueueFull
+from spct.serving.bundle import Bundle, load_meta_rm, resolve
+from spct.serving.scoring import score_batch
+from spct.serving.protocol import (
+    Defaults,
+    JudgeRequest,
+    JudgeResult,
+    Limits,
+    RequestError,
+    loads,
+    parse_v1,
+    parse_v2,
+    v2_body_from_infer_request,
+)
+from spct.types import Message
+
+log = logging.getLogger("spct.serving")
+WARMUP = JudgeRequest((Message(role="user", content="What is 2 + 2?"),), ("4", "5"), k=1, temperature=0.0)
+
+
+class ServingError(RuntimeError):
+    """A request that cannot be answered now (busy, timed out): ``status`` is the HTTP code."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ServerSettings:
+    """How ``spct serve`` runs: ports, device, batching, limits."""
+
+    name: str = "spct-grm"
+    http_port: int = 8080
+    grpc_port: int = 8081
+    enable_grpc: bool = False
+    device: str = "auto"
+    dtype: str = "float32"
+    token_budget: int = 8192  # padded tokens per generate() micro-batch (the engine's)
+    batching: bool = True
+    max_wait_ms: float = 10.0
+    max_batch_tokens: int = 32_768
+    max_batch_requests: int = 64
+    max_queue: int = 256
+    request_timeout_s: float = 120.0
+    grace_period_s: int = 30
+    tracking_uri: str | None = None
+    cache_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def policy(self) -> BatchPolicy:
+        return BatchPolicy(
+            max_batch_tokens=self.max_batch_tokens,
+            max_batch_requests=self.max_batch_requests if self.batching else 1,
+            max_wait_s=self.max_wait_ms / 1000 if self.batching else 0.0,
+            max_queue=self.max_queue,
+        )
+
+
+@dataclass
+class Parsed:
+    protocol: str  # "v1" | "v2"
+    requests: list[JudgeRequest]
+    tokens: int
+    started: float
+    request_id: str | None = None
+    outputs: list[str] | None = None
+
+
+class GRMModel(kserve.Model):
+    """Judge requests in, verdicts out; ``meta_rm`` overrides the bundle's meta RM."""
+
+    def __init__(self, source: str, settings: ServerSettings | None = None, *, meta_rm: Any | None = None):
+        self.settings = settings or ServerSettings()
+        super().__init__(self.settings.name)
+        self.source = source
+        self._meta_rm = meta_rm
+        self.bundle: Bundle | None = None
+        self._engine: Any = None  # not `engine`: KServe reads that name for its own engine protocol
+        self.batcher: Batcher | None = None
+        self.defaults = Defaults()
+        self.warmup_ms = 0.0
+        self._tok: Any = None
+        self._specials: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------
+    def load(self) -> bool:
+        from spct.engine import Engine, SamplingParams
+
+        s = self.settings
+        bundle = resolve(self.source, cache_dir=s.cache_dir, tracking_uri=s.tracking_uri)
+        engine = Engine.load(bundle.spec, dtype=s.dtype, device=s.device)
+        meta = self._meta_rm
+        if meta is None and bundle.meta_rm_dir is not None:
+            from spct.engine.models import resolve_device
+
+            meta = load_meta_rm(bundle.meta_rm_dir, device=resolve_device(s.device))
+        cfg = bundle.config
+        self.defaults = Defaults(k=cfg.k, k_meta=cfg.k_meta if meta is not None else None,
+                                 temperature=cfg.temperature, seed=0)
+        base = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                              min_new_tokens=min(cfg.min_new_tokens, cfg.max_new_tokens), seed=0, token_budget=s.token_budget)
+        self._meta_rm, self.bundle = meta, bundle
+        # A private tokenizer copy for request-size checks on the event loop, so
+        # they never share the Rust tokenizer with the sampling thread.
+        self._tok = copy.deepcopy(engine.tokenizer)
+        self.batcher = Batcher(lambda reqs: score_batch(engine, reqs, base, meta_rm=meta), s.policy(), self._observe)
+        self.batcher.start()
+        t0 = time.perf_counter()
+        self.batcher.submit([WARMUP], 1).result()
+        self.warmup_ms = (time.perf_counter() - t0) * 1000
+        self._engine = engine
+        log.info("model %s (%s, version %s) warmed up in %.0f ms", self.name, bundle.spec, bundle.version, self.warmup_ms)
+        self.ready = True
+        return self.ready
+
+    def stop(self) -> None:
+        """Called by KServe on shutdown, after the HTTP server drained in-flight requests."""
+        self.ready = False
+        if self.batcher is not None:
+            self.batcher.stop(timeout=self.settings.grace_period_s)
+
+    @property
+    def has_meta_rm(self) -> bool:
+        return self._meta_rm is not None
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version if self.bundle else "unloaded"
+
+    # -- request path --------------------------------------------------------
+    def parse(self, payload: Any) -> Parsed:
+        """Validate a V1 dict/bytes or a V2 ``InferRequest`` and check the model-level limits."""
+        t0 = time.perf_counter()
+        lim = self.settings.limits
+        outputs = None
+        request_id = None
+        if isinstance(payload, InferRequest):
+            proto = "v2"
+            body = v2_body_from_infer_request(payload)
+            reqs = [parse_v2(body, lim, self.defaults)]
+            request_id = payload.id
+            if payload.request_outputs:
+                outputs = [o.name for o in payload.request_outputs]
+        else:
+            proto = "v1"
+            if isinstance(payload, (bytes, bytearray)):
+                payload = loads(bytes(payload), lim)
+            reqs = parse_v1(payload, lim, self.defaults)
+        tokens = 0
+        for r in reqs:
+            if r.k_meta is not None and self._meta_rm is None:
+                raise RequestError(f"{r.field}.k_meta" if proto == "v1" else "k_meta",
+                                   "this model has no meta RM; leave k_meta out")
+            n = self.prompt_tokens(r)
+            if n > lim.max_prompt_tokens:
+                raise RequestError(r.field, f"the judge prompt is {n} tokens, over the limit of {lim.max_prompt_tokens}", 413)
+            tokens += r.k * (n + self.bundle.config.max_new_tokens if self.bundle else n)
+        return Parsed(proto, reqs, tokens, t0, request_id, outputs)
+
+    def prompt_tokens(self, req: JudgeRequest) -> int:
+        from spct.grm.prompt import render_judge
+
+        text = render_judge(self._tok, req.messages, req.responses)
+        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Parsed:
+        return self.parse(payload)
+
+    async def predict(self, payload: Parsed, headers: dict[str, str] | None = None) -> Any:
+        if not self.ready or self.batcher is None:
+            raise ServingError(503, "the model is not ready")
+        try:
+            fut = self.batcher.submit(payload.requests, payload.tokens)
+        except QueueFull as e:
+            raise ServingError(503, f"server busy: {e}; retry later") from None
+        metrics.QUEUE_DEPTH.set(self.batcher.waiting)
+        try:
+            results: list[JudgeResult] = await asyncio.wait_for(asyncio.wrap_future(fut), self.settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            fut.cancel()
+            raise ServingError(504, f"the request did not finish within {self.settings.request_timeout_s:g} s") from None
+        self.record(results)
+        total_ms = (time.perf_counter() - payload.started) * 1000
+        for r in results:
+            r.timings.total_ms = total_ms
+            r.timings.queue_ms = max(0.0, total_ms - r.timings.generate_ms)
+        return self.encode_v2(payload, results[0]) if payload.protocol == "v2" else self.encode_v1(results)
+
+    # -- answers ---------------------------------------------------------------
+    def encode_v1(self, results: list[JudgeResult]) -> dict[str, Any]:
+        t = results[0].timings
+        return {
+            "predictions": [r.to_v1() for r in results],
+            "model_name": self.name,
+            "model_version": self.version,
+            "timings": {"queue_ms": round(t.queue_ms, 3), "generate_ms": round(t.generate_ms, 3),
+                        "total_ms": round(t.total_ms, 3), "batch_requests": t.batch_requests,
+                        "batch_samples": t.batch_samples},
+        }
+
+    def encode_v2(self, p: Parsed, r: JudgeResult) -> InferResponse:
+        k, n = len(r.sample_scores), len(r.scores)
+        outs = [
+            InferOutput("scores", [n], "INT64", r.scores),
+            InferOutput("best", [1], "INT64", [r.best]),
+            InferOutput("tied", [len(r.tied)], "INT64", r.tied),
+            # 0 marks a sample that did not parse (real scores are 1..10); see "parsed".
+            InferOutput("sample_scores", [k, n], "INT64", [x for s in r.sample_scores for x in (s or [0] * n)]),
+            InferOutput("parsed", [k], "BOOL", [s is not None for s in r.sample_scores]),
+        ]
+        if r.meta_scores is not None:
+            outs.append(InferOutput("meta_scores", [k], "FP64", r.meta_scores))
+        if r.critiques is not None:
+            outs.append(InferOutput("critiques", [k], "BYTES", r.critiques))
+            outs.append(InferOutput("principles", [k], "BYTES", [json.dumps(x) for x in r.principles or []]))
+        if r.parse_failures:
+            outs.append(InferOutput("parse_failures", [len(r.parse_failures)], "BYTES", [json.dumps(f) for f in r.parse_failures]))
+        if p.outputs:
+            outs = [o for o in outs if o.name in p.outputs]
+        t = r.timings
+        params = {
+            "used": r.used, "failed": r.failed, "generated_tokens": r.generated_tokens, "prompt_tokens": r.prompt_tokens,
+            "queue_ms": round(t.queue_ms, 3), "generate_ms": round(t.generate_ms, 3), "total_ms": round(t.total_ms, 3),
+            "batch_requests": t.batch_requests,
+        }
+        return InferResponse(p.request_id or str(uuid.uuid4()), self.name, outs, model_version=self.version, parameters=params)
+
+    def _observe(self, batch: list[Job]) -> None:
+        metrics.BATCH_REQUESTS.observe(len(batch))
+        metrics.BATCH_SAMPLES.observe(sum(r.k for j in batch for r in j.items))
+        metrics.QUEUE_DEPTH.set(self.batcher.waiting if self.batcher else 0)
+
+    def record(self, results: list[JudgeResult]) -> None:
+        for r in results:
+            metrics.GENERATED_TOKENS.inc(r.generated_tokens)
+            for f in r.parse_failures:
+                metrics.PARSE_FAILURES.labels(f["reason"]).inc()

@@ -1,0 +1,85 @@
+"""Cold start: SFT on template-built critiques of the embedded verifiable dataset.
+
+NOT part of the SPCT paper. The paper starts RFT from a pretrained 27B model that
+already follows the judge format; the small bases available here (the random
+``tiny`` Llama, SmolLM2-135M-Instruct) never write ``\\boxed{...}`` on their own,
+so RFT would have nothing to keep and GRPO nothing to reinforce. A short SFT on
+critiques written from the dataset's ground truth (``meta.response_meta``)
+teaches the format; RFT and GRPO then follow the paper's recipe unchanged.
+Real runs on a capable base skip this stage.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from spct.grm.prompt import render_judge
+from spct.grm.rules import permutation, sample_rng
+from spct.train.sft import SFTExample, encode_text
+from spct.types import Example
+
+CRITERIA = (
+    "Specific Criteria:\n"
+    "- Correctness (70%): the final answer must be right.\n"
+    "- Clarity (30%): the answer is stated plainly."
+)
+
+
+def template_critique(ex: Example, perm: Sequence[int], rng: random.Random) -> str:
+    """A critique in the GRM format for ``ex`` with its responses shown in ``perm`` order.
+
+    Correct responses score 8-10, wrong ones 1-4, so the true best is always strictly highest.
+    """
+    meta = ex.meta.get("response_meta")
+    if not meta or len(meta) != ex.n:
+        raise ValueError(f"{ex.id}: cold start needs meta.response_meta for every response (a builtin:verifiable item)")
+    lines, scores = [], []
+    for pos, i in enumerate(perm, start=1):
+        m = meta[i]
+        if m["correct"]:
+            lines.append(f"Response {pos} answers {m['answer']}, which is correct.")
+            scores.append(rng.randint(8, 10))
+        else:
+            lines.append(f"Response {pos} answers {m['answer']}, which is wrong: {m['reason']}.")
+            scores.append(rng.randint(1, 4))
+    box = ", ".join(map(str, scores))
+    return f"{CRITERIA}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
+
+
+def coldstart_data(tokenizer: Any, examples: Sequence[Example], perms: int, seed: int) -> list[SFTExample]:
+    """``perms`` shuffled presentations per item, each paired with its template critique."""
+    out = []
+    for ex in examples:
+        for j in range(perms):
+            rng = sample_rng(seed, f"coldstart:{ex.id}", j)
+            perm = permutation(ex.n, rng)
+            prompt = render_judge(tokenizer, ex.messages, [ex.responses[i] for i in perm])
+            out.append(encode_text(tokenizer, prompt, template_critique(ex, perm, rng)))
+    return out
+
+
+def run_coldstart(
+    profile: Any, out_dir: Path, *, logger: Any, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Load ``profile.model``, SFT it on template critiques, write ``out_dir/model``."""
+    from spct.data import load
+    from spct.train import runtime
+    from spct.train.sft import train_sft
+
+    cfg = profile.coldstart
+    examples = load(cfg.data).examples
+    model, tokenizer, device = runtime.load_for_training(
+        profile.model.spec, profile.model.dtype, profile.model.device, profile.lora, profile.train
+    )
+    data = coldstart_data(tokenizer, examples, cfg.perms, profile.train.seed)
+    kept = [d for d in data if len(d) <= cfg.max_length]
+    summary = train_sft(
+        model, tokenizer, kept, stage="coldstart", steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+        micro_batch_size=cfg.micro_batch_size, train=profile.train, lora=profile.lora, out_dir=out_dir,
+        device=device, logger=logger, config=profile.model_dump(mode="json"), resume=resume, progress=progress,
+    )  # fmt: skip
+    summary.update(items=len(examples), too_long=len(data) - len(kept))
+    return summary

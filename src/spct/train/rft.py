@@ -1,0 +1,240 @@
+"""Rejective fine-tuning (RFT), the first stage of SPCT.
+
+1. Sample N critiques per training item (each with its own shuffled order).
+2. Label each with the strict rule: the true best strictly on top; ties and parse failures are wrong.
+3. Drop wrong trajectories, and every trajectory of an item whose N were all right (too easy).
+4. Items with no right trajectory get hinted sampling ("The best response is: Response j."); the
+   right hinted trajectories are kept and flagged ``hinted`` (``rft.hint=false`` turns this off).
+5. SFT on what was kept, loss on the generated tokens only.
+
+Hinted trajectories are trained on the prompt *without* the hint line: the deployed
+GRM never sees one. Their share stays measurable through the ``hinted`` flag and counts.
+
+    spct rft --config tiny --model runs/tiny/coldstart/model --out runs/tiny/rft
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from spct.grm.judge import JudgeItem, Sample, sample_judgments
+from spct.grm.rules import is_right_for_labels, is_strictly_right
+from spct.types import Example
+
+Reason = Literal["kept", "wrong", "parse_failure", "too_easy", "hinted", "hinted_wrong"]
+ItemOutcome = Literal["kept", "too_easy", "hinted", "unsolved"]
+REASONS: tuple[Reason, ...] = ("kept", "wrong", "parse_failure", "too_easy", "hinted", "hinted_wrong")
+
+
+def is_right(ex: Example, scores: Sequence[int] | None) -> bool:
+    """The strict training rule: ``best`` strictly on top, or (label-only data) the label order respected."""
+    if ex.best is not None:
+        return is_strictly_right(scores, ex.best)
+    assert ex.labels is not None  # an Example always has one or the other
+    return is_right_for_labels(scores, ex.labels)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One sampled critique with its verdict. ``keep`` = it goes into the SFT set."""
+
+    item_id: str
+    sample: int
+    perm: list[int]
+    prompt: str  # what the model saw (with the hint line when hinted)
+    text: str
+    completion_ids: list[int]
+    scores: list[int] | None
+    right: bool
+    hinted: bool
+    reason: Reason
+
+    @property
+    def keep(self) -> bool:
+        return self.reason in ("kept", "hinted")
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def label_item(ex: Example, samples: Sequence[Sample], hinted: Sequence[Sample] = ()) -> tuple[list[Trajectory], ItemOutcome]:
+    """Apply the RFT rules to one item's plain (and, if any, hinted) samples."""
+    right = [is_right(ex, s.scores) for s in samples]
+    too_easy = bool(samples) and all(right)
+    out: list[Trajectory] = []
+    for j, (s, ok) in enumerate(zip(samples, right)):
+        reason: Reason = "too_easy" if too_easy else "kept" if ok else "wrong" if s.scores is not None else "parse_failure"
+        out.append(_trajectory(ex, j, s, ok, False, reason))
+    if any(right):
+        return out, "too_easy" if too_easy else "kept"
+    any_hinted = False
+    for j, s in enumerate(hinted):
+        ok = is_right(ex, s.scores)
+        any_hinted |= ok
+        out.append(_trajectory(ex, j, s, ok, True, "hinted" if ok else "hinted_wrong"))
+    return out, "hinted" if any_hinted else "unsolved"
+
+
+def _trajectory(ex: Example, j: int, s: Sample, ok: bool, hinted: bool, reason: Reason) -> Trajectory:
+    return Trajectory(ex.id, j, list(s.perm), s.prompt, s.text, list(s.completion_ids), s.scores, ok, hinted, reason)
+
+
+@dataclass
+class RFTData:
+    trajectories: list[Trajectory]
+    counts: dict[str, int]  # per trajectory reason, plus items_<outcome>
+
+    @property
+    def kept(self) -> list[Trajectory]:
+        return [t for t in self.trajectories if t.keep]
+
+
+def count(trajectories: Sequence[Trajectory], outcomes: Sequence[ItemOutcome]) -> dict[str, int]:
+    c = Counter(t.reason for t in trajectories)
+    o = Counter(outcomes)
+    counts = {r: c.get(r, 0) for r in REASONS}
+    counts.update({f"items_{k}": o.get(k, 0) for k in ("kept", "too_easy", "hinted", "unsolved")})
+    counts["items"] = len(outcomes)
+    return counts
+
+
+def rejective_sample(
+    engine: Any, examples: Sequence[Example], n: int, params: Any, *, hint: bool = True, progress: bool = False
+) -> RFTData:
+    """Steps 1-4: sample, label, hint where nothing was right. All generation goes through the shared sampler."""
+    from dataclasses import replace
+
+    plain = sample_judgments(engine, [JudgeItem.from_example(ex) for ex in examples], n, params, progress=progress)
+    unsolved = [i for i, (ex, row) in enumerate(zip(examples, plain)) if not any(is_right(ex, s.scores) for s in row)]
+    hinted: dict[int, list[Sample]] = {}
+    if hint and unsolved:
+        hint_items = [JudgeItem.from_example(examples[i], hint=examples[i].best is not None) for i in unsolved]
+        # A different seed: the hinted draws are new samples, not the failed ones again with a hint.
+        rows = sample_judgments(engine, hint_items, n, replace(params, seed=params.seed + 1), progress=progress)
+        hinted = {i: row for i, row in zip(unsolved, rows) if examples[i].best is not None}
+    trajectories: list[Trajectory] = []
+    outcomes: list[ItemOutcome] = []
+    for i, (ex, row) in enumerate(zip(examples, plain)):
+        t, o = label_item(ex, row, hinted.get(i, ()))
+        trajectories += t
+        outcomes.append(o)
+    return RFTData(trajectories, count(trajectories, outcomes))
+
+
+def training_prompt(tokenizer: Any, ex: Example, t: Trajectory) -> str:
+    """The prompt a kept trajectory is trained on: the same shuffled order, never the hint line."""
+    from spct.grm.prompt import render_judge
+
+    if not t.hinted:
+        return t.prompt
+    return render_judge(tokenizer, ex.messages, [ex.responses[i] for i in t.perm])
+
+
+def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    tmp.rename(path)
+    return path
+
+
+def read_trajectories(path: Path) -> list[Trajectory]:
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            out.append(Trajectory(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{path}, line {n}: not an RFT trajectory record ({e})") from e
+    return out
+
+
+def sampling_params(profile: Any, section: Any, seed_offset: int = 0, min_new_tokens: int = 0) -> Any:
+    """The profile's sampling settings with a stage section's temperature/max_new_tokens/token_budget on top."""
+    from spct.engine import SamplingParams
+
+    s = profile.sampling
+    max_new = section.max_new_tokens or s.max_new_tokens
+    return SamplingParams(
+        temperature=s.temperature if section.temperature is None else section.temperature,
+        top_p=s.top_p,
+        max_new_tokens=max_new,
+        min_new_tokens=min(min_new_tokens, max_new),
+        seed=s.seed + seed_offset,
+        token_budget=section.token_budget or s.token_budget,
+    )
+
+
+def run(
+    profile: Any,
+    out_dir: Path,
+    *,
+    logger: Any,
+    model_spec: str | None = None,
+    examples: Sequence[Example] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Rejective sampling then prompt-masked SFT; writes samples.jsonl, counts.json and ``out_dir/model``."""
+    import time
+
+    from spct.data import load
+    from spct.engine import Engine
+    from spct.train import runtime
+    from spct.train.sft import encode, train_sft
+
+    cfg = profile.rft
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if examples is None:
+        examples = load(cfg.data).examples
+    examples = list(examples)[: cfg.limit] if cfg.limit else list(examples)
+    by_id = {ex.id: ex for ex in examples}
+    rank, world, _ = runtime.init_env()
+    model, tokenizer, device = runtime.load_for_training(
+        model_spec or profile.model.spec, profile.model.dtype, profile.model.device, profile.lora, profile.train
+    )
+
+    samples_path, counts_path = out_dir / "samples.jsonl", out_dir / "counts.json"
+    t0 = time.perf_counter()
+    if resume and samples_path.is_file() and counts_path.is_file():
+        trajectories = read_trajectories(samples_path)
+        counts = json.loads(counts_path.read_text())
+        sample_s = 0.0
+    else:
+        # Every rank samples the same items (same seeds): simple, and sampling is not the bottleneck at scale.
+        model.eval()
+        data = rejective_sample(Engine(model, tokenizer, "policy"), examples, cfg.n_samples,
+                                sampling_params(profile, cfg), hint=cfg.hint, progress=progress)  # fmt: skip
+        trajectories, counts = data.trajectories, data.counts
+        sample_s = time.perf_counter() - t0
+        if rank == 0:
+            write_jsonl(samples_path, [t.to_record() for t in trajectories])
+            counts_path.write_text(json.dumps(counts, indent=2))
+            logger.log_artifact(samples_path)
+    generated = sum(len(t.completion_ids) for t in trajectories)
+    if rank == 0:
+        logger.log_metrics({f"rft_{k}": float(v) for k, v in counts.items()}, 0)
+
+    kept = [t for t in trajectories if t.keep]
+    seqs = [encode(tokenizer, training_prompt(tokenizer, by_id[t.item_id], t), t.completion_ids) for t in kept]
+    seqs = [s for s in seqs if len(s) <= cfg.max_length]
+    summary: dict[str, Any] = {
+        "stage": "rft", "counts": counts, "sampled": len(trajectories), "sample_seconds": round(sample_s, 2),
+        "sampling_samples_per_s": len(trajectories) / sample_s if sample_s else None,
+        "sampling_tokens_per_s": generated / sample_s if sample_s else None,
+    }  # fmt: skip
+    if not seqs:
+        raise ValueError(f"rft: no trajectory was kept ({counts}); the model needs a cold start or hinting")
+    steps = max(1, cfg.epochs * len(seqs) // cfg.batch_size)
+    summary["sft"] = train_sft(
+        model, tokenizer, seqs, stage="rft", steps=steps, lr=cfg.lr, batch_size=cfg.batch_size,
+        micro_batch_size=cfg.micro_batch_size, train=profile.train, lora=profile.lora, out_dir=out_dir,
+        device=device, logger=logger, config=profile.model_dump(mode="json"), resume=resume, progress=progress,
+    )  # fmt: skip
+    return summary

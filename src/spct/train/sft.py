@@ -1,0 +1,166 @@
+"""Supervised fine-tuning with the loss on generated tokens only: the cold start and RFT both end here.
+
+    loss = mean over completion tokens of -log p(token | prefix)     (prompt tokens masked)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spct.train import runtime
+from spct.train.config import LoraSection, TrainConfig
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One training sequence: the rendered judge prompt and the critique the model should write."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids) + len(self.completion_ids)
+
+
+def encode(tokenizer: Any, prompt: str, completion_ids: Sequence[int]) -> SFTExample:
+    """Prompt tokens exactly as the sampler encodes them (chat template, no extra specials)."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return SFTExample(list(ids), list(completion_ids))
+
+
+def encode_text(tokenizer: Any, prompt: str, completion: str) -> SFTExample:
+    """A written (not sampled) completion, closed by the end-of-turn token the sampler stops on."""
+    from spct.engine.sampler import stop_token_ids
+
+    ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    return encode(tokenizer, prompt, [*ids, stop_token_ids(tokenizer)[-1]])
+
+
+def collate(batch: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
+    """Right-padded tensors: input_ids, attention_mask (B, T) and labels (B, T) with IGNORE on prompt/pad."""
+    import torch
+
+    width = max(len(ex) for ex in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    for i, ex in enumerate(batch):
+        seq = ex.prompt_ids + ex.completion_ids
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        labels[i, len(ex.prompt_ids) : len(seq)] = torch.tensor(ex.completion_ids)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def sft_loss(logits: Any, labels: Any) -> tuple[Any, int]:
+    """Mean next-token NLL over labelled positions, and how many there were.
+
+    logits: (B, T, V) for input positions; labels: (B, T), IGNORE where no loss.
+    """
+    import torch.nn.functional as F
+
+    pred = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
+    target = labels[:, 1:]  # (B, T-1)
+    n = int((target != IGNORE).sum())
+    loss = F.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    return loss / max(n, 1), n
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The item order of one pass: a fixed function of (seed, epoch), so resuming needs only the step."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def stream(n: int, seed: int, start: int, count: int) -> list[int]:
+    """Items ``start .. start+count`` of the endless shuffled stream over ``n`` items."""
+    out = []
+    for pos in range(start, start + count):
+        epoch, i = divmod(pos, n)
+        if i == 0 or not out:
+            order = epoch_order(n, seed, epoch)
+        out.append(order[i])
+    return out
+
+
+def train_sft(
+    model: Any,
+    tokenizer: Any,
+    data: Sequence[SFTExample],
+    *,
+    stage: str,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    micro_batch_size: int,
+    train: TrainConfig,
+    lora: LoraSection,
+    out_dir: Path,
+    device: Any,
+    logger: Any,
+    config: Mapping[str, Any],
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``steps`` optimizer steps of prompt-masked SFT; writes ``out_dir/model`` and returns a summary."""
+    from tqdm.auto import tqdm
+
+    if not data:
+        raise ValueError(f"{stage}: no training sequences")
+    out_dir = Path(out_dir)
+    _, world, _ = runtime.init_env()
+    gas = runtime.accumulation(batch_size, micro_batch_size, world)
+    runtime.seed_everything(train.seed)
+    rt = runtime.initialize(model, train, lr=lr, micro_batch=micro_batch_size, grad_accum=gas, device=device, lora=lora.enabled)
+    ckpt_root = out_dir / "checkpoints"
+    state = runtime.resume_point(rt, ckpt_root, resume)
+    start = state["step"] if state else 0
+    if rt.is_main:
+        logger.log_params({"stage": stage, "sequences": len(data), "world_size": world, **config})
+
+    pad = tokenizer.pad_token_id
+    rt.module.train()
+    t0 = time.perf_counter()
+    tokens_seen = 0
+    last: dict[str, float] = {}
+    bar = tqdm(range(start, steps), desc=stage, unit="step", disable=not (progress and rt.is_main), initial=start, total=steps)
+    for step in bar:
+        t_step = time.perf_counter()
+        losses, n_tok = [], 0
+        for micro in range(gas):
+            first = step * batch_size + (micro * world + rt.rank) * micro_batch_size
+            batch = collate([data[i] for i in stream(len(data), train.seed, first, micro_batch_size)], pad)
+            batch = {k: v.to(rt.device) for k, v in batch.items()}
+            logits = rt.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss, n = sft_loss(logits, batch["labels"])
+            rt.backward(loss)
+            rt.step()
+            losses.append(loss.item())
+            n_tok += n
+        tokens_seen += n_tok
+        dt = time.perf_counter() - t_step
+        last = {"loss": sum(losses) / len(losses), "lr": rt.lr(), "tokens_per_s": n_tok * world / dt, "samples_per_s": batch_size / dt}
+        if (norm := rt.grad_norm()) is not None:
+            last["grad_norm"] = norm
+        if rt.is_main and (step + 1) % train.log_every == 0:
+            logger.log_metrics(last, step + 1)
+        bar.set_postfix(loss=f"{last['loss']:.3f}")
+        runtime.maybe_checkpoint(rt, train, ckpt_root, step + 1, steps, {"stage": stage, "config": dict(config)})
+
+    summary = {
+        "stage": stage, "steps": steps, "resumed_from": start, "sequences": len(data),
+        "seconds": round(time.perf_counter() - t0, 2), "trained_tokens": tokens_seen, **{f"final_{k}": v for k, v in last.items()},
+    }  # fmt: skip
+    if rt.is_main:
+        runtime.save_model(rt.module, tokenizer, out_dir / "model")
+        logger.log_artifact(out_dir / "model")
+    rt.barrier()
+    return summary

@@ -1,0 +1,160 @@
+"""The Helm chart: lint, render (default and GPU/production values), offline schema validation.
+
+Built-in kinds are checked against the Kubernetes OpenAPI schemas (kubernetes-validate),
+the InferenceService against KServe's CRD schema (tests/crds). Nothing here needs a
+cluster; what only a cluster can check (admission webhooks, the KServe controller
+reconciling the object, the helm test pod actually reaching the predictor) is listed
+in docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spct.k8s import ToolError, tool, validate_rendered
+from spct.serving import deploy
+from spct.serving.protocol import parse_v1, parse_v2
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "spct-serving"
+GPU = CHART / "values-a100.yaml"
+CRDS = REPO / "tests" / "crds"
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    try:
+        return tool("helm")
+    except ToolError as e:
+        pytest.fail(f"{e} (make test runs `make tools` first)")
+
+
+def run(helm: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=120)
+
+
+def render(helm: Path, *args: str) -> str:
+    r = run(helm, "template", "grm", str(CHART), "--namespace", "spct", *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def objects(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(GPU)]], ids=["default", "a100"])
+def test_lint_strict(helm: Path, values: list[str]) -> None:
+    r = run(helm, "lint", "--strict", str(CHART), *values)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["-f", str(GPU)], ["--set", "deploymentMode=Serverless", "--set", "canaryTrafficPercent=10",
+                            "--set", "autoscaling.metric=rps", "--set", "model.storageUri=s3://models/grm/3"]],
+    ids=["default", "a100", "serverless-canary-storageuri"],
+)
+def test_every_rendered_object_validates(helm: Path, values: list[str]) -> None:
+    text = render(helm, *values)
+    kinds = sorted(o["kind"] for o in objects(text))
+    assert kinds == ["InferenceService", "NetworkPolicy", "Pod", "ServiceAccount"]
+    assert validate_rendered(text, [CRDS]) == []
+
+
+def test_gpu_values_render_a100_settings(helm: Path) -> None:
+    isvc = next(o for o in objects(render(helm, "-f", str(GPU))) if o["kind"] == "InferenceService")
+    p = isvc["spec"]["predictor"]
+    assert p["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert p["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert p["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert "--dtype=bfloat16" in p["containers"][0]["args"]
+
+
+def test_restricted_security_context(helm: Path) -> None:
+    objs = objects(render(helm))
+    p = next(o for o in objs if o["kind"] == "InferenceService")["spec"]["predictor"]
+    c = p["containers"][0]["securityContext"]
+    assert c["readOnlyRootFilesystem"] and not c["allowPrivilegeEscalation"] and c["capabilities"]["drop"] == ["ALL"]
+    assert p["securityContext"]["runAsNonRoot"] and p["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    mounts = {m["mountPath"] for m in p["containers"][0]["volumeMounts"]}
+    assert mounts == {"/cache", "/tmp"} and all("emptyDir" in v for v in p["volumes"])
+
+
+def test_deploy_builds_the_same_object_as_the_chart(helm: Path) -> None:
+    """spct deploy and helm install must create the same InferenceService for the same values."""
+    assert deploy.DEFAULT_VALUES == yaml.safe_load((CHART / "values.yaml").read_text())
+    for extra, overrides in [([], {}), (["-f", str(GPU)], yaml.safe_load(GPU.read_text()))]:
+        from_chart = next(o for o in objects(render(helm, *extra)) if o["kind"] == "InferenceService")
+        built = deploy.build_inference_service(overrides, release="grm", managed_by="Helm")
+        assert built == from_chart
+
+
+def test_deploy_object_validates_against_the_crd() -> None:
+    obj = deploy.build_inference_service({"deploymentMode": "Serverless", "autoscaling": {"metric": "concurrency"}},
+                                         namespace="spct", model_uri="models:/spct-grm/3")
+    obj["spec"]["predictor"]["canaryTrafficPercent"] = 20
+    assert validate_rendered([obj], [CRDS]) == []
+    with pytest.raises(ValueError, match="Serverless"):
+        deploy.build_inference_service({"canaryTrafficPercent": 10})
+
+
+@pytest.mark.parametrize(
+    "setting, where",
+    [
+        ("deploymentMode=Knative", "/deploymentMode"),
+        ("autoscaling.metric=rps", "/autoscaling/metric"),  # rps needs Serverless
+        ("serving.maxK=64", "/serving/maxK"),
+        ("model.uri=s3://bucket/grm", "/model/uri"),
+        ("resources.limits.memory=lots", "/resources/limits/memory"),
+        ("gpu.count=0", "/gpu/count"),
+        ("serving.dtype=int4", "/serving/dtype"),
+        ("typo=1", "typo"),
+    ],
+)
+def test_values_schema_rejects_bad_values(helm: Path, setting: str, where: str) -> None:
+    r = run(helm, "template", "grm", str(CHART), "--set", setting)
+    assert r.returncode != 0
+    assert where in r.stderr, r.stderr
+
+
+def test_validator_is_not_vacuous(helm: Path) -> None:
+    objs = objects(render(helm))
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
+    isvc["spec"]["predictor"]["scaleMetric"] = "gpu"
+    isvc["spec"]["predictor"]["containers"][0]["bogusField"] = 1
+    pol = next(o for o in objs if o["kind"] == "NetworkPolicy")
+    pol["spec"]["policyTypes"] = "Ingress"
+    problems = [str(p) for p in validate_rendered(objs, [CRDS])]
+    assert any("scaleMetric" in p for p in problems), problems
+    assert any("bogusField" in p for p in problems), problems
+    assert any("NetworkPolicy" in p and "policyTypes" in p for p in problems), problems
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert "no schema" in str(validate_rendered([unknown], [CRDS])[0])
+
+
+def test_notes_request_examples_are_valid_requests(helm: Path) -> None:
+    r = run(helm, "install", "grm", str(CHART), "--namespace", "spct", "--dry-run=client")
+    assert r.returncode == 0, r.stderr
+    notes = r.stdout.split("NOTES:", 1)[1]
+    bodies = [json.loads(m) for m in re.findall(r"-d '(\{.*?\})'", notes, re.S)]
+    assert len(bodies) == 2
+    assert parse_v1(bodies[0])[0].k == 4
+    assert parse_v2(bodies[1]).responses == ("4", "5")
+    assert "/v1/models/spct-grm:predict" in notes and "/v2/models/spct-grm/infer" in notes
+
+
+def test_helm_test_pod_sends_a_valid_judge_request(helm: Path) -> None:
+    pod = next(o for o in objects(render(helm)) if o["kind"] == "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["args"][0]
+    body = json.loads(re.search(r"body = (\{.*\})\n", script).group(1))
+    assert parse_v1(body)[0].responses == ("4", "5")
+    assert "grm-spct-serving-predictor.spct.svc.cluster.local/v1/models/spct-grm:predict" in script

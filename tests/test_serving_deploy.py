@@ -1,0 +1,163 @@
+"""The deploy step's pure parts: object construction, readiness from real-shaped status, rollback decisions.
+
+No API server runs here. The statuses below are shaped like what KServe's
+controller writes (conditions, modelStatus, per-component revisions) and are
+checked against the CRD's status schema first; the apply/get calls themselves
+(server-side apply through the dynamic client) need a real cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spct.k8s import validate_rendered
+from spct.serving import deploy as d
+
+CRDS = Path(__file__).resolve().parent / "crds"
+
+
+def _cond(type_: str, status: str, reason: str = "", message: str = "") -> dict:
+    c = {"type": type_, "status": status, "lastTransitionTime": "2026-11-23T12:00:00Z"}
+    if reason:
+        c["reason"] = reason
+    if message:
+        c["message"] = message
+    return c
+
+
+def isvc(generation: int, observed: int | None, ready: str | None, *, created: str = "grm-predictor-00002",
+         latest_ready: str = "grm-predictor-00002", transition: str = "UpToDate", failure: dict | None = None) -> dict:
+    obj = d.build_inference_service(namespace="spct", model_uri="models:/spct-grm@champion")
+    obj["metadata"]["generation"] = generation
+    status: dict = {
+        "components": {"predictor": {"latestCreatedRevision": created, "latestReadyRevision": latest_ready,
+                                     "url": "http://spct-serving-predictor.spct.svc.cluster.local"}},
+        "modelStatus": {"transitionStatus": transition, "states": {"activeModelState": "Loaded" if ready == "True" else "Pending",
+                                                                    "targetModelState": "Loaded"}},
+        "deploymentMode": "RawDeployment",
+    }
+    if failure:
+        status["modelStatus"]["lastFailureInfo"] = failure
+        status["modelStatus"]["states"]["targetModelState"] = "FailedToLoad"
+    if observed is not None:
+        status["observedGeneration"] = observed
+    if ready is not None:
+        status["conditions"] = [_cond("PredictorReady", ready), _cond("Ready", ready, "" if ready == "True" else "MinimumReplicasUnavailable",
+                                                                       "" if ready == "True" else "Deployment does not have minimum availability.")]
+    obj["status"] = status
+    return obj
+
+
+def test_status_fixtures_match_the_crd() -> None:
+    objs = [isvc(2, 2, "True"), isvc(2, 1, "True"), isvc(2, 2, "False"),
+            isvc(2, 2, "False", transition="BlockedByFailedLoad", failure={"reason": "ModelLoadFailed", "message": "OOM"})]
+    assert validate_rendered(objs, [CRDS]) == []
+
+
+@pytest.mark.parametrize(
+    "obj, ready, failed, why",
+    [
+        (isvc(2, 2, "True"), True, False, "Ready"),
+        (isvc(2, 1, "True"), False, False, "not observed generation 2"),  # old generation was ready, new not seen
+        (isvc(2, None, None), False, False, "not observed"),
+        (isvc(2, 2, None), False, False, "no Ready condition"),
+        (isvc(2, 2, "False"), False, False, "MinimumReplicasUnavailable"),
+        (isvc(2, 2, "True", created="grm-predictor-00003"), False, False, "grm-predictor-00003 is not ready"),
+        (isvc(2, 2, "False", transition="BlockedByFailedLoad", failure={"reason": "ModelLoadFailed", "message": "OOM"}),
+         False, True, "BlockedByFailedLoad: ModelLoadFailed OOM"),
+        (isvc(2, 2, "Unknown", transition="InvalidSpec"), False, True, "InvalidSpec"),
+    ],
+)
+def test_readiness(obj: dict, ready: bool, failed: bool, why: str) -> None:
+    r = d.readiness(obj)
+    assert (r.ready, r.failed) == (ready, failed)
+    assert why in r.reason
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def test_wait_until_ready_through_a_rollout() -> None:
+    states = iter([isvc(3, 2, "True"), isvc(3, 3, "False"), isvc(3, 3, "True", created="p-4", latest_ready="p-3"),
+                   isvc(3, 3, "True", created="p-4", latest_ready="p-4")])
+    clock = Clock()
+    w = d.wait_ready(lambda: next(states), timeout_s=600, poll_s=10, clock=clock.now, sleep=clock.sleep)
+    assert w.ready and w.seconds == 30 and len(w.observed) == 4
+
+
+def test_wait_stops_on_terminal_failure_and_on_timeout() -> None:
+    clock = Clock()
+    failing = isvc(2, 2, "False", transition="BlockedByFailedLoad", failure={"reason": "ModelLoadFailed"})
+    w = d.wait_ready(lambda: failing, timeout_s=600, poll_s=10, clock=clock.now, sleep=clock.sleep)
+    assert not w.ready and clock.t == 0 and "BlockedByFailedLoad" in w.reason
+    w = d.wait_ready(lambda: isvc(2, 2, "False"), timeout_s=60, poll_s=10, clock=clock.now, sleep=clock.sleep)
+    assert not w.ready and "not ready after 60 s" in w.reason and w.seconds == 60
+
+
+def test_rollback_reapplies_the_previous_spec_only() -> None:
+    prev = isvc(5, 5, "True")
+    prev["metadata"].update(resourceVersion="123", uid="u-1", managedFields=[{"manager": "spct-deploy"}],
+                            creationTimestamp="2026-01-01T00:00:00Z")
+    prev["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+    prev["spec"]["predictor"]["containers"][0]["args"][0] = "--model=models:/spct-grm/4"
+    back = d.rollback_object(prev)
+    assert back is not None and "status" not in back
+    assert set(back["metadata"]) == {"name", "namespace", "labels", "annotations"}
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in back["metadata"]["annotations"]
+    assert back["spec"] == prev["spec"] and back["spec"] is not prev["spec"]
+    assert validate_rendered([back], [CRDS]) == []
+    assert d.rollback_object(None) is None  # first deploy: nothing to go back to
+
+
+def test_values_merge_like_helm_and_canary(tmp_path: Path) -> None:
+    v = d.merge_values({"serving": {"maxK": 8}, "tolerations": [{"key": "a", "operator": "Exists"}]})
+    assert v["serving"]["maxK"] == 8 and v["serving"]["maxWaitMs"] == 10 and len(v["tolerations"]) == 1
+    out = d.deploy("models:/spct-grm/7", "spct", values={"image": {"tag": "0.2.0"}}, canary_percent=10,
+                   tracking_uri="http://mlflow.example:5000", apply=False, out_dir=tmp_path)
+    obj = yaml.safe_load(Path(out["manifest"]).read_text())
+    p = obj["spec"]["predictor"]
+    assert out["applied"] is False and obj["metadata"]["namespace"] == "spct"
+    assert p["canaryTrafficPercent"] == 10 and obj["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert "--model=models:/spct-grm/7" in p["containers"][0]["args"]
+    assert p["containers"][0]["image"].endswith(":0.2.0")
+    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.example:5000"} in p["containers"][0]["env"]
+    # canary needs Serverless; the default metric (cpu) works in both modes
+    assert validate_rendered([obj], [CRDS]) == []
+    with pytest.raises(ValueError, match="0..100"):
+        d.deploy("models:/x/1", "spct", canary_percent=101, apply=False)
+
+
+def test_deploy_rbac_matches_the_pipeline_role() -> None:
+    """The verbs deploy uses (get, server-side apply = patch) are what the runner's Role grants."""
+    role = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifests" / "base" / "rbac.yaml").read_text().split("---")[0])
+    rule = next(r for r in role["rules"] if "inferenceservices" in r["resources"])
+    assert {"get", "patch"} <= set(rule["verbs"]) and rule["apiGroups"] == [d.GROUP]
+
+
+def test_cli_deploy_dry_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from spct.cli import app
+
+    gpu = Path(__file__).resolve().parents[1] / "charts" / "spct-serving" / "values-a100.yaml"
+    r = CliRunner().invoke(app, ["deploy", "-n", "spct", "--dry-run", "-f", str(gpu), "--set", "image.tag=0.2.0",
+                                 "--model-uri", "models:/spct-grm/9", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    obj = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())
+    c = obj["spec"]["predictor"]["containers"][0]
+    assert c["image"].endswith(":0.2.0") and "--model=models:/spct-grm/9" in c["args"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert validate_rendered([obj], [CRDS]) == []
+    bad = CliRunner().invoke(app, ["deploy", "-n", "spct", "--dry-run", "--set", "canaryTrafficPercent=5"])
+    assert bad.exit_code == 2 and "Serverless" in bad.output

@@ -1,0 +1,114 @@
+"""The stages end to end on the tiny model: RFT's trajectories train a meta RM that separates right
+from wrong on held-out items; GRPO with LoRA moves only the adapters against the adapters-off
+reference; and (slow) GRPO raising held-out accuracy measured by the evaluation harness.
+Fixed seeds throughout; the assertions are on measured AUC and accuracy, not loss values."""
+
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from spct.config import load_profile  # noqa: E402
+from spct.tracking import JsonlLogger, MultiLogger, read_jsonl_metrics  # noqa: E402
+
+HELD_OUT = "builtin:verifiable?n=40&seed=0&categories=string_ops"  # the tiny profile trains on seed 1
+
+
+@pytest.fixture(scope="module")
+def profile():
+    # The tiny profile's training sections are sized for this test (configs/tiny.yaml).
+    p = load_profile("tiny")
+    assert "seed=1" in p.grpo.data and p.grpo.steps == 12
+    return p
+
+
+@pytest.fixture(scope="module")
+def coldstarted(profile, tmp_path_factory):
+    from spct.train.coldstart import run_coldstart
+
+    out = tmp_path_factory.mktemp("coldstart")
+    summary = run_coldstart(profile, out, logger=MultiLogger(), progress=False)
+    assert summary["steps"] == profile.coldstart.steps
+    return out / "model"
+
+
+def heldout_accuracy(model_dir) -> dict:
+    from spct.data import load
+    from spct.engine import Engine
+    from spct.evaluate import EvalSettings, evaluate
+
+    engine = Engine.load(str(model_dir), device="cpu")
+    settings = EvalSettings(ks=[4], greedy=True, max_new_tokens=96, token_budget=65536, seed=0)
+    report = evaluate(engine, {"heldout": load(HELD_OUT).examples}, settings, progress=False)
+    return report["datasets"]["heldout"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="not reached at tiny scale yet: on 2026-11-23 held-out voting@4 went 0.575 -> 0.550 (12 steps) "
+    "and 0.575 -> 0.525 (30 steps); the 300k-parameter model barely discriminates after its cold start",
+)
+@pytest.mark.timeout(1800)
+def test_grpo_raises_heldout_accuracy(profile, coldstarted, tmp_path):
+    from spct.train import grpo
+
+    before = heldout_accuracy(coldstarted)
+    summary = grpo.train(profile, tmp_path, model_spec=str(coldstarted), logger=JsonlLogger(tmp_path / "m.jsonl"), progress=False)
+    after = heldout_accuracy(tmp_path / "model")
+
+    steps = [r["metrics"] for r in read_jsonl_metrics(tmp_path / "m.jsonl")]
+    assert len(steps) == summary["steps"] == 12
+    for key in ("reward", "accuracy", "parse_rate", "kl", "clip_frac", "mean_length", "samples_per_s", "tokens_per_s"):
+        assert key in steps[0]
+    assert steps[-1]["kl"] > 0  # the policy moved away from the reference
+    # Voting@4 over shuffled critiques: the harness's inference-time-scaling accuracy on unseen items.
+    print(f"held-out before {before} after {after}")
+    assert after["voting@4"] >= before["voting@4"] + 0.1, f"voting@4 {before['voting@4']:.3f} -> {after['voting@4']:.3f}"
+    assert after["parse_rate"] > before["parse_rate"]
+
+
+@pytest.mark.timeout(1800)
+def test_rft_then_meta_rm_separates_right_from_wrong(profile, coldstarted, tmp_path):
+    import json
+
+    from spct.train import metarm, rft
+
+    summary = rft.run(profile, tmp_path / "rft", model_spec=str(coldstarted), logger=MultiLogger(), progress=False)
+    counts = json.loads((tmp_path / "rft" / "counts.json").read_text())
+    assert counts == summary["counts"] and counts["items"] == 40
+    assert sum(counts[r] for r in rft.REASONS) == summary["sampled"]
+    assert (tmp_path / "rft" / "model" / "config.json").is_file()
+
+    m = metarm.train(profile, tmp_path / "metarm", model_spec=str(coldstarted), samples=tmp_path / "rft" / "samples.jsonl",
+                     logger=MultiLogger(), progress=False)  # fmt: skip
+    assert m["train_right_share"] == 0.5  # balanced
+    assert m["heldout_auc"] > 0.7, m
+
+    loaded = metarm.MetaRewardModel.load(tmp_path / "metarm" / "model")
+    trajs = [t for t in rft.read_trajectories(tmp_path / "rft" / "samples.jsonl") if not t.hinted][:6]
+    scores = loaded.rate([t.prompt for t in trajs], [t.text for t in trajs])
+    assert len(scores) == 6 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_grpo_with_lora_updates_only_adapters_against_the_disabled_adapter_reference(profile, coldstarted, tmp_path):
+    """Two LoRA steps: the reference is the same model with adapters off (no copy); the policy moves."""
+    from safetensors.torch import load_file
+
+    from spct.train import grpo
+
+    p = profile.model_copy(update={
+        "lora": profile.lora.model_copy(update={"enabled": True, "r": 4}),
+        "grpo": profile.grpo.model_copy(update={"steps": 2, "lr": 1e-2, "batch_size": 4}),
+    })  # fmt: skip
+    grpo.train(p, tmp_path, model_spec=str(coldstarted), logger=JsonlLogger(tmp_path / "m.jsonl"), progress=False)
+    steps = [r["metrics"] for r in read_jsonl_metrics(tmp_path / "m.jsonl")]
+    assert steps[0]["kl"] == 0 and steps[1]["kl"] > 0  # identical to the reference until the first update
+    for key in ("reward", "accuracy", "parse_rate", "clip_frac", "mean_length", "samples_per_s", "tokens_per_s"):
+        assert key in steps[1]
+    before, after = load_file(coldstarted / "model.safetensors"), load_file(tmp_path / "model" / "model.safetensors")
+    assert before.keys() == after.keys()  # adapters merged back into a plain model
+    changed = [k for k in before if not (before[k] == after[k]).all()]
+    assert changed and all("proj" in k for k in changed)  # only LoRA-targeted linear layers moved
