@@ -48,7 +48,7 @@ def _results_table(report: dict[str, Any]) -> Table:
     cols = columns(report)
     t = Table(title=f"spct eval: {report['model']} (accuracy %)")
     for c in ["dataset", "benchmark", *cols, "parse", "n", "tokens", "s"]:
-        t.add_column(c, justify="left" if c in ("dataset", "benchmark") else "right")
+        t.add_column(c, justify="left" if c in ("dataset", "benchmark") else "right", no_wrap=True)
     for name, e in report["datasets"].items():
         cells = [f"{100 * e[c]:.1f}" if c in e else "" for c in cols]
         t.add_row(name, e["benchmark"], *cells, f"{100 * e['parse_rate']:.0f}%", str(e["n"]),
@@ -114,7 +114,8 @@ def eval_command(
     except (ModelNotAvailable, OSError, ValueError) as e:
         _fail(f"cannot load model {prof.model.spec!r}: {e}")
     report = evaluate(engine, datasets, settings, out_dir=out, progress=progress, model=prof.model.spec, data_info=info)
-    console.print(_results_table(report))
+    # Piped output (make, CI logs) would be squeezed to 80 columns, truncating every header.
+    (console if console.is_terminal else Console(width=200)).print(_results_table(report))
     console.print(f"report: {out / 'report.md'}")
 
 
