@@ -112,7 +112,7 @@ def _generation_config(tokenizer: Any, params: SamplingParams, stops: list[int])
 def _run_batch(model: Any, tokenizer: Any, rows: list[list[int]], gen_config: Any) -> list[list[int]]:
     """One micro-batch: prefill each distinct prompt once, copy its cache, one generate."""
     import torch
-    from transformers import DynamicCache
+    from transformers import StaticCache
 
     unique: dict[tuple[int, ...], int] = {}
     owner = [unique.setdefault(tuple(r), len(unique)) for r in rows]
@@ -126,7 +126,9 @@ def _run_batch(model: Any, tokenizer: Any, rows: list[list[int]], gen_config: An
     cache = None
     if width > 1:
         # Prefill all but the last token; generate() then feeds the last one and decodes.
-        cache = DynamicCache(config=model.config)
+        # A pre-allocated cache: a growing one is re-concatenated at every decode step,
+        # which copies every row's whole KV history (a third of decode time at 32 rows).
+        cache = StaticCache(config=model.config, max_cache_len=width + gen_config.max_new_tokens)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         model(
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
