@@ -21,7 +21,7 @@ def metarm(
     metrics: Output[Metrics],
 ):
     """The meta RM: a scalar head trained (BCE) to tell right critiques from wrong ones."""
-    from spct.pipeline.stages import Tracking, find_model, output_dir, resolve_dir, train_stage
+    from spct.pipeline.stages import Tracking, find_model, log_summary, output_dir, resolve_dir, train_stage
 
     out = output_dir(meta_rm.path, workdir, parent_run_id, "metarm")
     samples = resolve_dir(rft_model.path) / "samples.jsonl"
@@ -30,7 +30,5 @@ def metarm(
         Tracking(tracking_uri, parent_run_id), data=str(resolve_dir(curated.path) / "train.parquet"),
         samples=str(samples) if samples.is_file() else None, nodes=nodes, job={"image": image, **job},
     )
-    for k, v in summary.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            metrics.log_metric(k, float(v))
+    log_summary(metrics, summary)
     meta_rm.metadata.update({"framework": "torch", "stage": "metarm"})

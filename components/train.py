@@ -44,15 +44,13 @@ def rft(
     metrics: Output[Metrics],
 ):
     """Rejective fine-tuning: sample N critiques per item, keep the right ones (hinted where needed), SFT on them."""
-    from spct.pipeline.stages import Tracking, model_spec, output_dir, resolve_dir, train_stage
+    from spct.pipeline.stages import Tracking, log_summary, model_spec, output_dir, resolve_dir, train_stage
 
     out = output_dir(model.path, workdir, parent_run_id, "rft")
     start = model_spec(init.path)
     summary = train_stage("rft", profile, [str(o) for o in overrides], start, out, Tracking(tracking_uri, parent_run_id),
                           data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes, job={"image": image, **job})
-    for k, v in summary.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            metrics.log_metric(k, float(v))
+    log_summary(metrics, summary)
     model.metadata.update({"framework": "transformers", "stage": "rft", "init": start})
 
 
@@ -72,13 +70,11 @@ def grpo(
     metrics: Output[Metrics],
 ):
     """Rule-based online RL (GRPO, +1/-1 rewards, KL to the RFT model) from the RFT model."""
-    from spct.pipeline.stages import Tracking, find_model, output_dir, resolve_dir, train_stage
+    from spct.pipeline.stages import Tracking, find_model, log_summary, output_dir, resolve_dir, train_stage
 
     out = output_dir(model.path, workdir, parent_run_id, "grpo")
     start = find_model(resolve_dir(init.path))
     summary = train_stage("grpo", profile, [str(o) for o in overrides], str(start), out, Tracking(tracking_uri, parent_run_id),
                           data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes, job={"image": image, **job})
-    for k, v in summary.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            metrics.log_metric(k, float(v))
+    log_summary(metrics, summary)
     model.metadata.update({"framework": "transformers", "stage": "grpo"})

@@ -225,6 +225,13 @@ def _replay_curves(metrics_jsonl: Path, log: MlflowLogger) -> None:
             log.log_metrics({k: v for k, v in rec["metrics"].items() if v is not None}, step=rec["step"])
 
 
+def log_summary(metrics: Any, summary: Mapping[str, Any]) -> None:
+    """Put a stage summary's numbers on a KFP ``Metrics`` artifact (flags and text are left out)."""
+    for k, v in summary.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            metrics.log_metric(k, float(v))
+
+
 def find_model(out_dir: Path) -> Path:
     """The saved Hugging Face model a training stage left in ``out_dir``."""
     for cand in (out_dir / "model", out_dir):
