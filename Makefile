@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(SPCT) eval --profile demo --out $(OUT) $(ARGS)
+	$(SPCT) pipeline run --local --profile demo --run-dir $(OUT) $(ARGS)
 
 # Slow tests (the real demo model, long runs) are opt-in: make test ARGS="-m slow"
 test: $(STAMP) tools

@@ -60,20 +60,24 @@ def detect_format(rec: Any, where: str) -> str:
 
 
 def load_builtin(spec: str) -> LoadResult:
-    """``builtin:verifiable`` or ``builtin:verifiable?n=50&seed=3&responses=3&categories=arithmetic,sorting``."""
+    """``builtin:verifiable`` or ``builtin:verifiable?n=50&seed=3&responses=3&categories=arithmetic,sorting``.
+
+    ``modes=uppercase,acronym`` narrows categories with sub-kinds (see ``synthetic.MODES``).
+    """
     name, _, query = spec.removeprefix("builtin:").partition("?")
     if name not in BUILTINS:
         raise DataError(f"unknown builtin dataset {name!r} (available: {', '.join(BUILTINS)})", path=spec)
     q = {k: v[-1] for k, v in parse_qs(query, strict_parsing=bool(query)).items()} if query else {}
-    unknown = set(q) - {"n", "seed", "responses", "categories"}
+    unknown = set(q) - {"n", "seed", "responses", "categories", "modes"}
     if unknown:
-        raise DataError(f"unknown options {sorted(unknown)} (use n, seed, responses, categories)", path=spec)
+        raise DataError(f"unknown options {sorted(unknown)} (use n, seed, responses, categories, modes)", path=spec)
     try:
         examples = generate_verifiable(
             int(q.get("n", DEFAULT_ITEMS)),
             seed=int(q.get("seed", 0)),
             n_responses=int(q.get("responses", 2)),
             categories=q["categories"].split(",") if "categories" in q else None,
+            modes=q["modes"].split(",") if "modes" in q else None,
         )
     except ValueError as e:
         raise DataError(str(e), path=spec) from e

@@ -18,6 +18,8 @@ from spct.types import Example, user
 
 SOURCE = "verifiable"
 KINDS = ("arithmetic", "unit_conversion", "sorting", "counting", "string_ops")
+# Sub-kinds that ``modes=`` can select (each category draws one per item).
+MODES = {"counting": ("letter", "vowels", "words"), "string_ops": ("reverse", "uppercase", "acronym")}
 MAX_RESPONSES = 4
 DEFAULT_ITEMS = 200
 
@@ -208,10 +210,12 @@ def _say(ans: _Answer, rng: random.Random) -> str:
     return rng.choice(["The answer is {a}.", "Answer: {a}", "It is {a}."]).format(a=ans.answer)
 
 
-def _example(i: int, seed: int, kind: str, n_responses: int) -> Example:
+def _example(i: int, seed: int, kind: str, n_responses: int, modes: frozenset[str] | None = None) -> Example:
     rng = random.Random(f"{SOURCE}:{seed}:{i}")
     while True:
         item = _GENERATORS[kind](rng)
+        if modes and item.params.get("mode") not in modes:
+            continue  # redrawn from the same stream, so item i stays a function of (seed, i, kind, modes)
         seen = {item.correct.answer}
         wrong = []
         for m in item.mistakes:
@@ -243,18 +247,34 @@ def _example(i: int, seed: int, kind: str, n_responses: int) -> Example:
 
 
 def generate_verifiable(
-    n_items: int, seed: int = 0, n_responses: int = 2, categories: Sequence[str] | None = None
+    n_items: int,
+    seed: int = 0,
+    n_responses: int = 2,
+    categories: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
 ) -> list[Example]:
-    """``n_items`` verifiable items, categories in turn; item ``i`` depends only on (seed, i, kind)."""
+    """``n_items`` verifiable items, categories in turn; item ``i`` depends only on (seed, i, kind).
+
+    ``modes`` narrows categories that have sub-kinds (``counting``: letter, vowels, words;
+    ``string_ops``: reverse, uppercase, acronym) to those named.
+    """
     kinds = tuple(categories) if categories else KINDS
     unknown = [k for k in kinds if k not in _GENERATORS]
     if unknown:
         raise ValueError(f"unknown categories {unknown}; choose from {', '.join(KINDS)}")
+    wanted = frozenset(modes) if modes else None
+    if wanted:
+        bad = sorted(wanted - {m for k in kinds for m in MODES.get(k, ())})
+        if bad or any(k not in MODES for k in kinds):
+            raise ValueError(
+                f"modes {sorted(wanted)} do not fit categories {list(kinds)}: "
+                + ", ".join(f"{k}: {', '.join(v)}" for k, v in MODES.items())
+            )
     if not 2 <= n_responses <= MAX_RESPONSES:
         raise ValueError(f"n_responses must be between 2 and {MAX_RESPONSES}, got {n_responses}")
     if n_items < 0:
         raise ValueError(f"n_items must be >= 0, got {n_items}")
-    return [_example(i, seed, kinds[i % len(kinds)], n_responses) for i in range(n_items)]
+    return [_example(i, seed, kinds[i % len(kinds)], n_responses, wanted) for i in range(n_items)]
 
 
 def correct_answer(example: Example) -> str:
