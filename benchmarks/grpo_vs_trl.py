@@ -4,7 +4,8 @@ Each side runs in its own subprocess, so each peak RSS (the process's high-water
 mark, ``ru_maxrss``) is its own. Both sample with temperature 0.5, generate
 exactly ``--max-new-tokens`` tokens (min = max), use beta = 0.08 with a frozen
 reference copy (full fine-tuning, as TRL does without PEFT), one optimisation
-epoch per batch and AdamW. samples/s counts generated completions per second of
+epoch per batch, AdamW and gradient checkpointing (TRL's GRPOConfig default;
+``--no-gradient-checkpointing`` turns it off on both sides). samples/s counts generated completions per second of
 wall time over the steps after the first (warm-up). Also measures RFT sampling
 throughput (N=3 shuffled critiques per item through the shared sampler).
 
@@ -57,7 +58,7 @@ def run_spct(a: argparse.Namespace) -> dict:
         f"grpo.group_size={a.group}", f"grpo.micro_batch_size={a.prompts * a.group}", f"grpo.max_new_tokens={a.max_new_tokens}",
         f"grpo.min_new_tokens={a.max_new_tokens}", "grpo.temperature=0.5", "grpo.beta=0.08", "grpo.lr=1e-6",
         f"grpo.data=builtin:verifiable?n={a.prompts * a.steps}&seed=1", "sampling.token_budget=1000000",
-        "train.checkpoint_every=0",
+        "train.checkpoint_every=0", f"train.gradient_checkpointing={str(a.gradient_checkpointing).lower()}",
     ]  # fmt: skip
     profile = load_profile("demo", overrides)
     out = Path(tempfile.mkdtemp(prefix="bench-spct-"))
@@ -110,7 +111,7 @@ def run_trl(a: argparse.Namespace) -> dict:
         num_generations=a.group, max_completion_length=a.max_new_tokens, temperature=0.5, beta=0.08,
         learning_rate=1e-6, use_cpu=True, bf16=False, logging_steps=1, report_to=[], save_strategy="no",
         generation_kwargs={"min_new_tokens": a.max_new_tokens}, shuffle_dataset=False, seed=0,
-        dataloader_num_workers=0, disable_tqdm=True,
+        dataloader_num_workers=0, disable_tqdm=True, gradient_checkpointing=a.gradient_checkpointing,
     )  # fmt: skip
     trainer = GRPOTrainer(model=str(model_dir(a.model)), reward_funcs=rule_reward, args=cfg, train_dataset=ds, callbacks=[clock])
     t0 = time.perf_counter()
@@ -142,7 +143,8 @@ def run_rft_sampling(a: argparse.Namespace) -> dict:
 
 def child(side: str, a: argparse.Namespace) -> dict:
     args = [sys.executable, __file__, "--side", side, "--model", a.model, "--steps", str(a.steps), "--prompts", str(a.prompts),
-            "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens), "--rft-items", str(a.rft_items)]  # fmt: skip
+            "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens), "--rft-items", str(a.rft_items),
+            "--gradient-checkpointing" if a.gradient_checkpointing else "--no-gradient-checkpointing"]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{side} failed:\n{done.stderr[-4000:]}")
@@ -163,6 +165,8 @@ def main() -> None:
     p.add_argument("--group", type=int, default=4, help="G")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--rft-items", type=int, default=8)
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                   help="on both sides (TRL's GRPOConfig turns it on by default; so does this benchmark)")
     p.add_argument("--side", choices=["spct", "trl", "rft_sampling"], help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help="also write the results here")
     a = p.parse_args()
@@ -176,7 +180,8 @@ def main() -> None:
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "versions": versions(), "command": " ".join(["benchmarks/grpo_vs_trl.py", *sys.argv[1:]]),
-        "setup": {"model": a.model, "steps": a.steps, "prompts_per_step": a.prompts, "G": a.group, "completion_tokens": a.max_new_tokens},
+        "setup": {"model": a.model, "steps": a.steps, "prompts_per_step": a.prompts, "G": a.group, "completion_tokens": a.max_new_tokens,
+                  "gradient_checkpointing": a.gradient_checkpointing},
         "results": results,
         "speed_ratio": s["samples_per_s"] / t["samples_per_s"], "memory_ratio": s["peak_rss_mib"] / t["peak_rss_mib"],
     }  # fmt: skip

@@ -63,3 +63,16 @@ def test_builtin_spec_and_bad_options():
         load("builtin:verifiable?responses=5")
     with pytest.raises(ValueError, match="unknown categories"):
         generate_verifiable(3, categories=["poetry"])
+
+
+def test_modes_narrow_a_category_deterministically_and_stay_correct():
+    spec = "builtin:verifiable?n=30&seed=1&categories=string_ops,counting&modes=uppercase,vowels"
+    exs = load(spec).examples
+    assert {(e.category, e.meta["params"]["mode"]) for e in exs} == {("string_ops", "uppercase"), ("counting", "vowels")}
+    assert [e.model_dump() for e in exs] == [e.model_dump() for e in load(spec).examples]
+    for e in exs:
+        assert correct_answer(e) == _truth(e.meta) == _stated(e.responses[e.best])
+    with pytest.raises(ValueError, match="do not fit categories"):
+        load("builtin:verifiable?n=3&categories=string_ops&modes=vowels")
+    with pytest.raises(ValueError, match="do not fit categories"):
+        load("builtin:verifiable?n=3&categories=arithmetic,string_ops&modes=uppercase")  # arithmetic has no modes

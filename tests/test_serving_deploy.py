@@ -161,3 +161,28 @@ def test_cli_deploy_dry_run(tmp_path: Path) -> None:
     assert validate_rendered([obj], [CRDS]) == []
     bad = CliRunner().invoke(app, ["deploy", "-n", "spct", "--dry-run", "--set", "canaryTrafficPercent=5"])
     assert bad.exit_code == 2 and "Serverless" in bad.output
+
+
+def test_pipeline_deploy_stage_renders_the_champion_and_logs_a_nested_run(tmp_path: Path) -> None:
+    """The pipeline's deploy step without a cluster: the champion alias's object, valid against the CRD,
+    written as a manifest and recorded as a FINISHED nested run under the pipeline run."""
+    from spct.pipeline.stages import Tracking, deploy_stage
+    from spct.registry import client_for
+    from spct.registry.tracking import start_pipeline_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = start_pipeline_run(uri, "spct", "pipeline", {"profile": "tiny"})
+    out = deploy_stage("spct-grm", "spct", Tracking(uri, parent), values={"image": {"tag": "0.2.0"}}, apply=False,
+                       out_dir=tmp_path / "deploy")
+    assert out["applied"] is False and out["model_uri"] == "models:/spct-grm@champion"
+    obj = yaml.safe_load(Path(out["manifest"]).read_text())
+    c = obj["spec"]["predictor"]["containers"][0]
+    assert "--model=models:/spct-grm@champion" in c["args"] and c["image"].endswith(":0.2.0")
+    assert obj["metadata"]["namespace"] == "spct" and validate_rendered([obj], [CRDS]) == []
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    assert env.get("MLFLOW_TRACKING_URI") == uri
+    c_ = client_for(uri)
+    [run] = [r for r in c_.search_runs([c_.get_experiment_by_name("spct").experiment_id])
+             if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert run.info.run_name == "deploy" and run.info.status == "FINISHED"
+    assert run.data.tags["spct.deploy.namespace"] == "spct"

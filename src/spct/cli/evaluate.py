@@ -42,6 +42,11 @@ def dataset_name(spec: str, taken: set[str]) -> str:
     return name
 
 
+def print_table(table: Table) -> None:
+    """Print a wide table whole: piped output (CI logs, ``make demo | tee``) has no width to fit to."""
+    (console if console.is_terminal else Console(width=200)).print(table)
+
+
 def _results_table(report: dict[str, Any]) -> Table:
     from spct.evaluate.report import columns
 
@@ -115,7 +120,7 @@ def eval_command(
         _fail(f"cannot load model {prof.model.spec!r}: {e}")
     report = evaluate(engine, datasets, settings, out_dir=out, progress=progress, model=prof.model.spec, data_info=info)
     # Piped output (make, CI logs) would be squeezed to 80 columns, truncating every header.
-    (console if console.is_terminal else Console(width=200)).print(_results_table(report))
+    print_table(_results_table(report))
     console.print(f"report: {out / 'report.md'}")
 
 

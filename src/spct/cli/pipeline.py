@@ -91,11 +91,11 @@ def run_command(
         res = run_local(profile, run_dir, overrides=sets, sources=source or None, tracking_uri=tracking_uri, model_name=model)
     except Exception as e:  # kfp raises RuntimeError naming the failed task; its log is above
         _fail(f"pipeline failed: {e}")
-    from spct.cli.evaluate import _results_table
+    from spct.cli.evaluate import _results_table, print_table
 
     if res.report:
-        console.print(_results_table(res.report))
-    console.print(_versions_table(res.versions, f"registered model {res.model_name}"))
+        print_table(_results_table(res.report))
+    print_table(_versions_table(res.versions, f"registered model {res.model_name}"))
     newest = res.versions[0] if res.versions else None
     if newest is not None:
         console.print(f"version {newest.version}: aliases {', '.join(newest.aliases) or '(none)'}; gate: {newest.decision or 'n/a'}")
@@ -176,4 +176,6 @@ def models_list_command(model: str = MODEL, tracking_uri: str | None = TRACKING,
         rows = list_versions(client_for(_uri(tracking_uri, run_dir)), model)
     except MlflowException as e:
         _fail(f"{model}: {e.message}")
-    console.print(_versions_table(rows, f"registered model {model}"))
+    from spct.cli.evaluate import print_table
+
+    print_table(_versions_table(rows, f"registered model {model}"))

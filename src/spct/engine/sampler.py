@@ -7,6 +7,14 @@ Identical prompts inside a micro-batch (the ``n`` samples of a prompt, or
 repeated shuffles) are prefilled once and their KV cache is copied to every
 sample: on CPU the prompt forward dominates, so this is most of the speed-up
 over a loop of single generations.
+
+Under DeepSpeed ZeRO-3 with several ranks every forward pass is a collective (the
+layers' parameters are gathered from all ranks), so ranks must make the same number
+of forward calls even when they hold different prompts: ``generate`` then runs the
+same number of micro-batches on every rank (padding with a discarded copy of the
+first one) and ``model.generate(synced_gpus=True)`` keeps a finished rank stepping
+until all are done. Otherwise the first rank to finish would leave the others
+waiting forever in an all-gather.
 """
 
 from __future__ import annotations
@@ -109,7 +117,28 @@ def _generation_config(tokenizer: Any, params: SamplingParams, stops: list[int])
     )
 
 
-def _run_batch(model: Any, tokenizer: Any, rows: list[list[int]], gen_config: Any) -> list[list[int]]:
+def zero3_world(model: Any) -> int:
+    """Ranks that must generate in lockstep: the world size if ``model`` is ZeRO-3 partitioned, else 1."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return 1
+    # DeepSpeed tags every partitioned parameter with ds_id (deepspeed.runtime.zero.partition_parameters).
+    return dist.get_world_size() if any(hasattr(p, "ds_id") for p in model.parameters()) else 1
+
+
+def _all_max(values: Sequence[int], device: Any) -> list[int]:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(list(values), device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
+
+def _run_batch(
+    model: Any, tokenizer: Any, rows: list[list[int]], gen_config: Any, synced: bool = False, decode_steps: int | None = None
+) -> list[list[int]]:
     """One micro-batch: prefill each distinct prompt once, copy its cache, one generate."""
     import torch
     from transformers import StaticCache
@@ -117,7 +146,8 @@ def _run_batch(model: Any, tokenizer: Any, rows: list[list[int]], gen_config: An
     unique: dict[tuple[int, ...], int] = {}
     owner = [unique.setdefault(tuple(r), len(unique)) for r in rows]
     distinct = [list(k) for k in unique]
-    width = max(len(r) for r in distinct)
+    # In lockstep every rank must make the prefill call, which needs two positions at least.
+    width = max(max(len(r) for r in distinct), 2 if synced else 1)
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in distinct], device=model.device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in distinct], device=model.device)
@@ -128,7 +158,8 @@ def _run_batch(model: Any, tokenizer: Any, rows: list[list[int]], gen_config: An
         # Prefill all but the last token; generate() then feeds the last one and decodes.
         # A pre-allocated cache: a growing one is re-concatenated at every decode step,
         # which copies every row's whole KV history (a third of decode time at 32 rows).
-        cache = StaticCache(config=model.config, max_cache_len=width + gen_config.max_new_tokens)
+        # In lockstep a finished rank keeps stepping until the slowest peer is done: room for its steps too.
+        cache = StaticCache(config=model.config, max_cache_len=width + (decode_steps or gen_config.max_new_tokens))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         model(
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
@@ -137,7 +168,8 @@ def _run_batch(model: Any, tokenizer: Any, rows: list[list[int]], gen_config: An
         if len(distinct) != len(rows):
             cache.reorder_cache(take)
     out = model.generate(
-        input_ids=ids[take], attention_mask=mask[take], past_key_values=cache, generation_config=gen_config
+        input_ids=ids[take], attention_mask=mask[take], past_key_values=cache, generation_config=gen_config,
+        synced_gpus=synced,
     )
     return out[:, width:].tolist()
 
@@ -176,14 +208,22 @@ def generate(
     stops = stop_token_ids(tokenizer)
     gen_config = _generation_config(tokenizer, params, stops)
     devices = [model.device.index or 0] if model.device.type == "cuda" else []
+    synced = zero3_world(model) > 1
+    n_batches, decode_steps = (
+        _all_max([len(batches), params.max_new_tokens], model.device) if synced else (len(batches), params.max_new_tokens)
+    )
+    if synced and not batches:
+        raise ValueError("a ZeRO-3 rank with no prompts cannot keep its peers in lockstep; give every rank work")
 
     completions: list[list[int]] = [[] for _ in requests]
     with torch.inference_mode():
-        for b, batch in enumerate(tqdm(batches, desc="generate", unit="batch", disable=not progress)):
+        for b in tqdm(range(n_batches), desc="generate", unit="batch", disable=not progress):
+            batch = batches[b] if b < len(batches) else None  # None: a lockstep filler, its output dropped
+            rows = [encoded[requests[r]] for r in (batch if batch is not None else batches[0])]
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(params.seed + b)
-                outs = _run_batch(model, tokenizer, [encoded[requests[r]] for r in batch], gen_config)
-            for r, ids in zip(batch, outs):
+                outs = _run_batch(model, tokenizer, rows, gen_config, synced=synced, decode_steps=decode_steps)
+            for r, ids in zip(batch or [], outs):
                 completions[r] = ids
 
     stop_set = set(stops)

@@ -170,6 +170,11 @@ def initialize(
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
     config = ds_config(cfg, micro_batch=micro_batch, grad_accum=grad_accum, world=world, bf16=bf16)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config)
+    if world == 1 and cfg.zero_stage == 0:
+        # No peer to average with, yet DeepSpeed would still flatten every gradient into an all-reduce
+        # bucket: a transient copy of all gradients (~0.2 GB of peak memory on a 135M model).
+        # ZeRO 1-3 need this hook even alone: it moves gradients into their partitions.
+        engine.enable_backward_allreduce = False
     return Runtime(engine, rank, world, device, bf16, lora)
 
 
