@@ -58,7 +58,8 @@ def _run(stage: str, out: Path, fn: Any) -> None:
     try:
         summary = fn(logger)
     except (ModelNotAvailable, DataError, FileNotFoundError, ValueError) as e:
-        _fail(f"{stage}: {e}")
+        msg = str(e)
+        _fail(msg if msg.startswith(f"{stage}:") else f"{stage}: {msg}")
     finally:
         logger.close()
     if rank != 0:
