@@ -18,7 +18,7 @@ from spct.types import Example, user
 
 SOURCE = "verifiable"
 KINDS = ("arithmetic", "unit_conversion", "sorting", "counting", "string_ops")
-# Sub-kinds that ``modes=`` can select (each category draws one per item).
+# Sub-kinds each of these categories draws from (one per item); ``modes=`` narrows them.
 MODES = {"counting": ("letter", "vowels", "words"), "string_ops": ("reverse", "uppercase", "acronym")}
 MAX_RESPONSES = 4
 DEFAULT_ITEMS = 200
@@ -130,7 +130,7 @@ def _sorting(rng: random.Random) -> _Item:
 
 
 def _counting(rng: random.Random) -> _Item:
-    mode = rng.choice(["letter", "vowels", "words"])
+    mode = rng.choice(MODES["counting"])
     if mode == "letter":
         word = rng.choice(_WORDS)
         letter = rng.choice(sorted(set(word)))
@@ -158,7 +158,7 @@ def _counting(rng: random.Random) -> _Item:
 
 
 def _string_ops(rng: random.Random) -> _Item:
-    mode = rng.choice(["reverse", "uppercase", "acronym"])
+    mode = rng.choice(MODES["string_ops"])
     if mode == "reverse":
         s = rng.choice(_WORDS)
         good = s[::-1]

@@ -137,7 +137,7 @@ def _all_max(values: Sequence[int], device: Any) -> list[int]:
 
 
 def _run_batch(
-    model: Any, tokenizer: Any, rows: list[list[int]], gen_config: Any, synced: bool = False, decode_steps: int | None = None
+    model: Any, tokenizer: Any, rows: list[list[int]], gen_config: Any, decode_steps: int, synced: bool = False
 ) -> list[list[int]]:
     """One micro-batch: prefill each distinct prompt once, copy its cache, one generate."""
     import torch
@@ -159,7 +159,7 @@ def _run_batch(
         # A pre-allocated cache: a growing one is re-concatenated at every decode step,
         # which copies every row's whole KV history (a third of decode time at 32 rows).
         # In lockstep a finished rank keeps stepping until the slowest peer is done: room for its steps too.
-        cache = StaticCache(config=model.config, max_cache_len=width + (decode_steps or gen_config.max_new_tokens))
+        cache = StaticCache(config=model.config, max_cache_len=width + decode_steps)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         model(
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
@@ -219,10 +219,11 @@ def generate(
     with torch.inference_mode():
         for b in tqdm(range(n_batches), desc="generate", unit="batch", disable=not progress):
             batch = batches[b] if b < len(batches) else None  # None: a lockstep filler, its output dropped
-            rows = [encoded[requests[r]] for r in (batch if batch is not None else batches[0])]
+            # A filler only has to make the same forward calls as its peers: one row is enough.
+            rows = [encoded[requests[r]] for r in (batch if batch is not None else batches[0][:1])]
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(params.seed + b)
-                outs = _run_batch(model, tokenizer, rows, gen_config, synced=synced, decode_steps=decode_steps)
+                outs = _run_batch(model, tokenizer, rows, gen_config, decode_steps, synced=synced)
             for r, ids in zip(batch or [], outs):
                 completions[r] = ids
 

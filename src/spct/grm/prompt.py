@@ -116,7 +116,15 @@ def render(tokenizer: Any, chat: list[dict[str, str]]) -> str:
 
 
 def render_judge(
-    tokenizer: Any, messages: Sequence[Message], responses: Sequence[str], hint: int | None = None
+    tokenizer: Any,
+    messages: Sequence[Message],
+    responses: Sequence[str],
+    hint: int | None = None,
+    specials: Sequence[str] | None = None,
 ) -> str:
-    """The exact text the GRM continues for these responses (in this order), defused for this tokenizer."""
-    return render(tokenizer, build_chat(messages, responses, hint, special_strings(tokenizer)))
+    """The exact text the GRM continues for these responses (in this order), defused for this tokenizer.
+
+    Callers rendering many prompts pass ``specials = special_strings(tokenizer)`` once.
+    """
+    specials = special_strings(tokenizer) if specials is None else specials
+    return render(tokenizer, build_chat(messages, responses, hint, specials))

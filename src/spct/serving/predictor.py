@@ -21,6 +21,7 @@ from typing import Any
 import kserve
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from spct.grm.prompt import render_judge, special_strings
 from spct.serving import metrics
 from spct.serving.batcher import BatchPolicy, Batcher, Job, QueueFull
 from spct.serving.bundle import Bundle, load_meta_rm, resolve
@@ -128,6 +129,7 @@ class GRMModel(kserve.Model):
         # A private tokenizer copy for request-size checks on the event loop, so
         # they never share the Rust tokenizer with the sampling thread.
         self._tok = copy.deepcopy(engine.tokenizer)
+        self._specials = special_strings(self._tok)
         self.batcher = Batcher(lambda reqs: score_batch(engine, reqs, base, meta_rm=meta), s.policy(), self._observe)
         self.batcher.start()
         t0 = time.perf_counter()
@@ -183,9 +185,7 @@ class GRMModel(kserve.Model):
         return Parsed(proto, reqs, tokens, t0, request_id, outputs)
 
     def prompt_tokens(self, req: JudgeRequest) -> int:
-        from spct.grm.prompt import render_judge
-
-        text = render_judge(self._tok, req.messages, req.responses)
+        text = render_judge(self._tok, req.messages, req.responses, specials=self._specials)
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Parsed:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from spct.grm.prompt import render_judge
+from spct.grm.prompt import render_judge, special_strings
 from spct.grm.rules import permutation, sample_rng
 from spct.train.sft import SFTExample, encode_text
 from spct.types import Example
@@ -52,11 +52,12 @@ def template_critique(ex: Example, perm: Sequence[int], rng: random.Random) -> s
 def coldstart_data(tokenizer: Any, examples: Sequence[Example], perms: int, seed: int) -> list[SFTExample]:
     """``perms`` shuffled presentations per item, each paired with its template critique."""
     out = []
+    specials = special_strings(tokenizer)
     for ex in examples:
         for j in range(perms):
             rng = sample_rng(seed, f"coldstart:{ex.id}", j)
             perm = permutation(ex.n, rng)
-            prompt = render_judge(tokenizer, ex.messages, [ex.responses[i] for i in perm])
+            prompt = render_judge(tokenizer, ex.messages, [ex.responses[i] for i in perm], specials=specials)
             out.append(encode_text(tokenizer, prompt, template_critique(ex, perm, rng)))
     return out
 

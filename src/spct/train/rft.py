@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spct.grm.judge import JudgeItem, Sample, sample_judgments
+from spct.grm.prompt import render_judge, special_strings
 from spct.grm.rules import is_right_for_labels, is_strictly_right
 from spct.types import Example
 
@@ -126,13 +127,11 @@ def rejective_sample(
     return RFTData(trajectories, count(trajectories, outcomes))
 
 
-def training_prompt(tokenizer: Any, ex: Example, t: Trajectory) -> str:
+def training_prompt(tokenizer: Any, ex: Example, t: Trajectory, specials: Sequence[str] | None = None) -> str:
     """The prompt a kept trajectory is trained on: the same shuffled order, never the hint line."""
-    from spct.grm.prompt import render_judge
-
     if not t.hinted:
         return t.prompt
-    return render_judge(tokenizer, ex.messages, [ex.responses[i] for i in t.perm])
+    return render_judge(tokenizer, ex.messages, [ex.responses[i] for i in t.perm], specials=specials)
 
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
@@ -222,7 +221,8 @@ def run(
         logger.log_metrics({f"rft_{k}": float(v) for k, v in counts.items()}, 0)
 
     kept = [t for t in trajectories if t.keep]
-    seqs = [encode(tokenizer, training_prompt(tokenizer, by_id[t.item_id], t), t.completion_ids) for t in kept]
+    specials = special_strings(tokenizer)
+    seqs = [encode(tokenizer, training_prompt(tokenizer, by_id[t.item_id], t, specials), t.completion_ids) for t in kept]
     seqs = [s for s in seqs if len(s) <= cfg.max_length]
     summary: dict[str, Any] = {
         "stage": "rft", "counts": counts, "sampled": len(trajectories), "sample_seconds": round(sample_s, 2),
