@@ -1,8 +1,8 @@
 """A real KServe model server on loopback serving the tiny GRM bundle.
 
 One server process serves the module (start-up dominates the cost); the
-graceful-shutdown test runs last and stops it with SIGTERM while requests are
-in flight.
+graceful-shutdown test starts one of its own with long generations and stops it
+with SIGTERM while requests are in flight.
 """
 
 from __future__ import annotations
@@ -47,14 +47,14 @@ def make_bundle(root: Path, **cfg: Any) -> Path:
 
 
 class Server:
-    def __init__(self, bundle: Path, log: Path, *args: str):
+    def __init__(self, bundle: Path, log: Path, *args: str, grace_s: int = 60):
         self.port = _free_port()
         self.log_path = log
         self._log = open(log, "wb")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spct.serving", "serve", "--model", str(bundle), "--port", str(self.port),
-             "--name", NAME, "--device", "cpu", "--grace-s", "60", *args],
+             "--name", NAME, "--device", "cpu", "--grace-s", str(grace_s), *args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -341,12 +341,29 @@ def _wait_in_flight(server: Server, n: int) -> None:
         time.sleep(0.02)
 
 
-def test_graceful_shutdown_finishes_in_flight_requests(server: Server) -> None:
+@pytest.fixture()
+def slow_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of its own whose every generation is 384 tokens long.
+
+    With the module server's 8-token generations a k=32 request ended in a
+    fraction of a second, sometimes before 8 more requests had even arrived on a
+    loaded CI machine; forced long generations hold the sampler for seconds.
+    """
+    srv = Server(make_bundle(tmp_path, max_new_tokens=384, min_new_tokens=384), tmp_path / "server.log", grace_s=300)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(slow_server: Server) -> None:
     """SIGTERM while 9 requests are queued or being judged: every one still gets its 200, then exit 0.
 
     A first request with k=32 keeps the sampler busy, so the next 8 are certainly
     still waiting when the signal arrives.
     """
+    server = slow_server
     codes: list[int] = []
     done_at: list[float] = []
 
@@ -368,5 +385,5 @@ def test_graceful_shutdown_finishes_in_flight_requests(server: Server) -> None:
         t.join()
     assert codes == [200] * 9
     assert min(done_at) > sent  # all 9 were in flight at SIGTERM, and all were answered
-    assert server.proc.wait(120) == 0
+    assert server.proc.wait(300) == 0
     assert "Shutting down" in server.log()
