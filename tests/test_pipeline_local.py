@@ -7,10 +7,6 @@ import pytest
 
 from spct.registry import CHALLENGER, CHAMPION, client_for
 
-# Platform settings (GPUs, node selectors, limits) are for the cluster; the local runner says so per task.
-pytestmark = pytest.mark.filterwarnings("ignore:Task .* have no effect in the current local runner:UserWarning",
-                                        "ignore:You may be attemping to run a task:RuntimeWarning")
-
 # Keep every stage to seconds: the profile's cold start (format + a weak uppercase check), then a
 # handful of items and one or two optimizer steps per stage.
 FAST = [

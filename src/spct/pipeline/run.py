@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,12 @@ def run_local(
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"), raise_on_error=True)
     start = time.perf_counter()
-    pipeline(**args)
+    with warnings.catch_warnings():
+        # The GPU, node-selector and resource settings are for the cluster, and the project image's
+        # packages are this venv's; kfp.local warned per task about both, burying the stages' output.
+        warnings.filterwarnings("ignore", r"Task .* have no effect in the current local runner", UserWarning)
+        warnings.filterwarnings("ignore", r"You may be attemping to run a task", RuntimeWarning)
+        pipeline(**args)
     seconds = time.perf_counter() - start
     report = _latest_report(run_dir / "kfp")
     versions = list_versions(client_for(uri), model_name)
