@@ -80,6 +80,7 @@ def test_rft_then_meta_rm_separates_right_from_wrong(profile, coldstarted, tmp_p
 
     m = metarm.train(profile, tmp_path / "metarm", model_spec=str(coldstarted), samples=tmp_path / "rft" / "samples.jsonl",
                      logger=MultiLogger(), progress=False)  # fmt: skip
+    print(f"meta RM held-out AUC {m['heldout_auc']:.3f} accuracy {m.get('heldout_accuracy')}")
     assert m["train_right_share"] == 0.5  # balanced
     assert m["heldout_auc"] > 0.7, m  # measured 0.78 on 135 held-out critiques (2026-11-23)
 
