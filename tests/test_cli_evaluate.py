@@ -73,6 +73,14 @@ def test_eval_bad_input_exits_2_with_one_line(tmp_path, args, message):
     assert "Traceback" not in res.output
 
 
+def test_dataset_names_are_short_and_unique():
+    from spct.cli.evaluate import dataset_name
+
+    taken: set[str] = set()
+    specs = ["builtin:verifiable?n=80&seed=0&modes=uppercase", "builtin:verifiable", "../data/rm-bench/", "x/hh-rlhf.jsonl"]
+    assert [dataset_name(s, taken) for s in specs] == ["verifiable", "verifiable-2", "rm-bench", "hh-rlhf"]
+
+
 def test_judge_prints_scores_or_parse_failures():
     args = ["judge", "--model", "tiny", "--prompt", "What is 2+2?", "--response", "4", "--response", "5",
             "--k", "3", "--max-new-tokens", "8", "--seed", "1"]  # fmt: skip
