@@ -16,6 +16,7 @@ def metarm(
     nodes: int,
     workdir: str,
     job: dict,
+    cluster: dict,
     image: str,
     meta_rm: Output[Model],
     metrics: Output[Metrics],
@@ -28,7 +29,7 @@ def metarm(
     summary = train_stage(
         "metarm", profile, [str(o) for o in overrides], str(find_model(resolve_dir(grm.path))), out,
         Tracking(tracking_uri, parent_run_id), data=str(resolve_dir(curated.path) / "train.parquet"),
-        samples=str(samples) if samples.is_file() else None, nodes=nodes, job={"image": image, **job},
+        samples=str(samples) if samples.is_file() else None, nodes=nodes, job={**cluster, "image": image, **job},
     )
     log_summary(metrics, summary)
     meta_rm.metadata.update({"framework": "torch", "stage": "metarm"})

@@ -39,6 +39,7 @@ def rft(
     nodes: int,
     workdir: str,
     job: dict,
+    cluster: dict,
     image: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -49,7 +50,8 @@ def rft(
     out = output_dir(model.path, workdir, parent_run_id, "rft")
     start = model_spec(init.path)
     summary = train_stage("rft", profile, [str(o) for o in overrides], start, out, Tracking(tracking_uri, parent_run_id),
-                          data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes, job={"image": image, **job})
+                          data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes,
+                          job={**cluster, "image": image, **job})
     log_summary(metrics, summary)
     model.metadata.update({"framework": "transformers", "stage": "rft", "init": start})
 
@@ -65,6 +67,7 @@ def grpo(
     nodes: int,
     workdir: str,
     job: dict,
+    cluster: dict,
     image: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -75,6 +78,7 @@ def grpo(
     out = output_dir(model.path, workdir, parent_run_id, "grpo")
     start = find_model(resolve_dir(init.path))
     summary = train_stage("grpo", profile, [str(o) for o in overrides], str(start), out, Tracking(tracking_uri, parent_run_id),
-                          data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes, job={"image": image, **job})
+                          data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes,
+                          job={**cluster, "image": image, **job})
     log_summary(metrics, summary)
     model.metadata.update({"framework": "transformers", "stage": "grpo"})

@@ -31,6 +31,18 @@ class ClusterSettings:
     timeout_s: int = 48 * 3600
     extra_labels: dict[str, str] = field(default_factory=dict)
 
+    def job_defaults(self) -> dict[str, str | int]:
+        """The same node pool for a multi-node TrainJob/PyTorchJob (``JobSettings`` fields).
+
+        Without it a pipeline compiled for other nodes (``--gpu-product``, ``--gpus``) still
+        sent its multi-node jobs to JobSettings' own defaults, nodes it may not have.
+        """
+        return {
+            "gpu_label_key": self.gpu_label_key, "gpu_label_value": self.gpu_label_value, "gpus_per_node": self.gpus,
+            "cpu": self.cpu_request, "memory": self.memory_request,
+            "checkpoint_pvc": self.checkpoint_pvc, "model_cache_pvc": self.model_cache_pvc,
+        }  # fmt: skip
+
 
 WORKDIR = "/workspace"
 MODELS = "/models"

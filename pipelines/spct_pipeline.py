@@ -53,7 +53,7 @@ def build(settings: "ClusterSettings | None" = None):
             cpu_task(cur.set_container_image(image), s, cpu="4", memory="16G")
 
             common = dict(profile=profile, overrides=overrides, tracking_uri=tracking_uri, parent_run_id=parent,
-                          nodes=nodes, workdir=workdir, job=job, image=image)
+                          nodes=nodes, workdir=workdir, job=job, cluster=s.job_defaults(), image=image)
             cs = coldstart(profile=profile, overrides=overrides, base_model=base_model, steps=coldstart_steps,
                            tracking_uri=tracking_uri, parent_run_id=parent, workdir=workdir)
             gpu_task(cs.set_container_image(image), s, train=True)

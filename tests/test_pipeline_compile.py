@@ -60,6 +60,19 @@ def test_gpu_tasks_carry_scheduling_volumes_secrets_and_retries(ir):
     assert "accelerator" not in pipeline["deploymentSpec"]["executors"]["exec-curate"]["container"]["resources"]
 
 
+def test_multinode_jobs_target_the_compiled_node_pool(ir):
+    """A pipeline compiled for other GPU nodes sends its TrainJobs/PyTorchJobs there too, not to JobSettings' defaults."""
+    pipeline, _ = ir
+    tasks = pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    for name in ("rft", "grpo", "metarm"):
+        cluster = tasks[name]["inputs"]["parameters"]["cluster"]["runtimeValue"]["constant"]
+        s = JobSettings(**cluster, image="reg/spct:1")
+        assert (s.gpu_label_value, s.gpus_per_node, s.checkpoint_pvc) == ("NVIDIA-A100-PCIE-40GB", 8, "spct-checkpoints")
+        pod = render_job(s, [name], nodes=2, name=f"spct-{name}")["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]
+        spec = pod["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+        assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
+
+
 def test_components_run_the_project_code_with_nothing_to_install(ir):
     pipeline, _ = ir
     for ex in pipeline["deploymentSpec"]["executors"].values():
