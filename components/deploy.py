@@ -4,10 +4,13 @@ from components.image import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE)
-def deploy(model_name: str, namespace: str, values: dict, tracking_uri: str, parent_run_id: str) -> str:
-    """Apply the KServe InferenceService serving ``models:/NAME@champion`` (spct.serving.deploy)."""
+def deploy(model_name: str, version: str, namespace: str, release: str, image: str, serving_profile: str, values: dict,
+           tracking_uri: str, parent_run_id: str) -> str:
+    """``helm upgrade --install`` the serving chart pinned to ``models:/NAME/VERSION`` with the run's image."""
     import json
 
     from spct.pipeline.stages import Tracking, deploy_stage
 
-    return json.dumps(deploy_stage(model_name, namespace, Tracking(tracking_uri, parent_run_id), values=values), default=str)
+    result = deploy_stage(model_name, version, namespace, Tracking(tracking_uri, parent_run_id), release=release,
+                          image=image, profile=serving_profile, values=values)
+    return json.dumps(result, default=str)

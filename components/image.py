@@ -1,3 +1,5 @@
-"""The image components run in; the pipeline overrides it per task from its ``image`` parameter."""
+"""The image components run in: named once in ``spct.k8s.settings``; the pipeline's ``image`` parameter overrides it per task."""
 
-DEFAULT_IMAGE = "ghcr.io/spct/spct:0.1.0"
+from spct.k8s.settings import DEFAULT_IMAGE
+
+__all__ = ["DEFAULT_IMAGE"]

@@ -32,7 +32,7 @@ def coldstart(
 def rft(
     profile: str,
     overrides: list,
-    init: Input[Model],
+    base_model: str,
     curated: Input[Dataset],
     tracking_uri: str,
     parent_run_id: str,
@@ -41,17 +41,20 @@ def rft(
     job: dict,
     cluster: dict,
     image: str,
+    node_selector: dict,
+    tolerations: list,
     model: Output[Model],
     metrics: Output[Metrics],
+    init: Input[Model] = None,
 ):
     """Rejective fine-tuning: sample N critiques per item, keep the right ones (hinted where needed), SFT on them."""
-    from spct.pipeline.stages import Tracking, log_summary, model_spec, output_dir, resolve_dir, train_stage
+    from spct.pipeline.stages import Tracking, job_settings, log_summary, model_spec, output_dir, resolve_dir, train_stage
 
     out = output_dir(model.path, workdir, parent_run_id, "rft")
-    start = model_spec(init.path)
+    start = model_spec(init.path) if init is not None else base_model  # no cold-start task: the base model
     summary = train_stage("rft", profile, [str(o) for o in overrides], start, out, Tracking(tracking_uri, parent_run_id),
                           data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes,
-                          job={**cluster, "image": image, **job})
+                          job=job_settings(cluster, image, node_selector, tolerations, job))
     log_summary(metrics, summary)
     model.metadata.update({"framework": "transformers", "stage": "rft", "init": start})
 
@@ -69,16 +72,18 @@ def grpo(
     job: dict,
     cluster: dict,
     image: str,
+    node_selector: dict,
+    tolerations: list,
     model: Output[Model],
     metrics: Output[Metrics],
 ):
     """Rule-based online RL (GRPO, +1/-1 rewards, KL to the RFT model) from the RFT model."""
-    from spct.pipeline.stages import Tracking, find_model, log_summary, output_dir, resolve_dir, train_stage
+    from spct.pipeline.stages import Tracking, find_model, job_settings, log_summary, output_dir, resolve_dir, train_stage
 
     out = output_dir(model.path, workdir, parent_run_id, "grpo")
     start = find_model(resolve_dir(init.path))
     summary = train_stage("grpo", profile, [str(o) for o in overrides], str(start), out, Tracking(tracking_uri, parent_run_id),
                           data=str(resolve_dir(curated.path) / "train.parquet"), nodes=nodes,
-                          job={**cluster, "image": image, **job})
+                          job=job_settings(cluster, image, node_selector, tolerations, job))
     log_summary(metrics, summary)
     model.metadata.update({"framework": "transformers", "stage": "grpo"})

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from spct.k8s import ToolError, tool, validate_rendered
-from spct.pipeline.trainjob import JobSettings, render_job
+from spct.k8s.settings import ClusterSettings
+from spct.pipeline.trainjob import render_job
 
 REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / "tests" / "crds"
@@ -33,14 +34,14 @@ def test_overlay_objects_are_valid(rendered):
     _, objs = rendered
     problems = validate_rendered(objs, [CRDS])
     assert not problems, "\n".join(map(str, problems))
-    kinds = {o["kind"] for o in objs}
+    kinds = {o["kind"] for o in objs} | ({"Namespace"} if rendered[0] == "kubeflow" else set())  # the Profile's
     assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "Deployment", "Service",
             "NetworkPolicy"} <= kinds
 
 
 def test_everything_lives_in_the_overlay_namespace_with_least_privilege(rendered):
     name, objs = rendered
-    ns = next(o["metadata"]["name"] for o in objs if o["kind"] == "Namespace")
+    ns = next((o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"), "spct")
     assert all(o["metadata"].get("namespace") == ns for o in objs if o["kind"] != "Namespace")
     assert not [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     role = next(o for o in objs if o["kind"] == "Role")
@@ -49,7 +50,11 @@ def test_everything_lives_in_the_overlay_namespace_with_least_privilege(rendered
     assert {"create", "get", "watch"} <= verbs[("trainer.kubeflow.org", "trainjobs")]
     assert {"create", "get", "watch"} <= verbs[("kubeflow.org", "pytorchjobs")]
     assert verbs[("", "pods/log")] == {"get", "list", "watch"}
-    assert all("*" not in v for v in verbs.values()) and ("", "secrets") not in verbs
+    assert {"create", "patch"} <= verbs[("argoproj.io", "workflowtaskresults")]  # KFP v2 on Argo
+    assert all("*" not in v for v in verbs.values())
+    # Secrets: only KFP's artifact-store credentials, by name, read-only.
+    [secret_rule] = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert secret_rule["verbs"] == ["get"] and secret_rule["resourceNames"] == ["mlpipeline-minio-artifact"]
     binding = next(o for o in objs if o["kind"] == "RoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "spct-pipeline-runner", "namespace": ns}]
 
@@ -92,7 +97,7 @@ def test_mlflow_server_uses_sql_backend_and_object_store(rendered):
 def test_job_templates_validate_as_written_and_as_rendered(kind):
     raw = (REPO / "manifests" / "jobs" / f"{kind}.yaml").read_text()
     assert not validate_rendered(raw, [CRDS])
-    job = render_job(JobSettings(kind=kind, namespace="spct"), ["grpo", "--profile", "a100"], nodes=4, name=f"spct-grpo-{kind}")
+    job = render_job(ClusterSettings(job_kind=kind, namespace="spct"), ["grpo", "--profile", "a100"], nodes=4, name=f"spct-grpo-{kind}")
     problems = validate_rendered([job], [CRDS])
     assert not problems, "\n".join(map(str, problems))
     spec = job["spec"]

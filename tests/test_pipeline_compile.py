@@ -1,84 +1,131 @@
-"""The compiled IR YAML: DAG shape and the Kubernetes settings of the GPU tasks."""
+"""The compiled IR YAML: DAG shape and the Kubernetes settings of every task, from the one ClusterSettings."""
 
 import pytest
 import yaml
 
+from spct.k8s.settings import DEFAULT_IMAGE, ClusterSettings
 from spct.pipeline.run import compile_pipeline, parse_params
-from spct.pipeline.trainjob import JobSettings, job_state, render_job
+from spct.pipeline.stages import job_settings
+from spct.pipeline.trainjob import job_name, job_state, on_retry, render_job
 
-GPU = ["exec-coldstart", "exec-rft", "exec-grpo", "exec-metarm", "exec-evaluate"]
-TRAIN = ["coldstart", "rft", "grpo", "metarm"]
+TRAIN = ["rft", "grpo", "metarm"]
 
 
-@pytest.fixture(scope="module")
-def ir(tmp_path_factory):
-    out = compile_pipeline(tmp_path_factory.mktemp("ir") / "spct.yaml", {"nodes": 2}, gpu_label_value="NVIDIA-A100-PCIE-40GB")
+def _compile(tmp_path_factory, name, params=None, **kw):
+    out = compile_pipeline(tmp_path_factory.mktemp("ir") / f"{name}.yaml", params, **kw)
     pipeline, platform = list(yaml.safe_load_all(out.read_text()))
     return pipeline, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
-def test_dag_runs_the_stages_in_order(ir):
+@pytest.fixture(scope="module")
+def ir(tmp_path_factory):
+    return _compile(tmp_path_factory, "default", gpu_label_value="NVIDIA-A100-PCIE-40GB", gpus=4)
+
+
+@pytest.fixture(scope="module")
+def multinode(tmp_path_factory):
+    return _compile(tmp_path_factory, "multinode", nodes=4, coldstart=True)
+
+
+def _tasks(pipeline):
+    return pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+
+
+def _mounts(platform, ex):
+    return {m["constant"]: m["mountPath"] for m in platform[ex].get("pvcMount", [])}
+
+
+def test_dag_runs_the_stages_in_order(ir, multinode):
     pipeline, _ = ir
-    tasks = pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    tasks = _tasks(pipeline)
     deps = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
-    assert {"curate", "rft", "grpo", "metarm", "evaluate", "register", "promote"} <= set(tasks)
-    assert "coldstart" in deps["rft"] and "curate" in deps["rft"] and "rft" in deps["grpo"] and "grpo" in deps["metarm"]
+    assert "coldstart" not in tasks  # compiled without it: no pod at all for a zero-step cold start
+    assert "curate" in deps["rft"] and "rft" in deps["grpo"] and "grpo" in deps["metarm"]
     assert {"grpo", "metarm"} <= deps["evaluate"] and "evaluate" in deps["register"] and "register" in deps["promote"]
-    # deploy sits under the gate's condition
     cond = [t for t in tasks.values() if t.get("triggerPolicy", {}).get("condition")]
     assert cond and "deploy_model" in cond[0]["triggerPolicy"]["condition"]
     inner = pipeline["components"][cond[0]["componentRef"]["name"]]["dag"]["tasks"]
-    nested = next(iter(inner.values()))
-    assert "promoted" in nested["triggerPolicy"]["condition"]
+    assert "promoted" in next(iter(inner.values()))["triggerPolicy"]["condition"]
     assert pipeline["root"]["dag"]["tasks"]["close-run"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
-    assert pipeline["root"]["inputDefinitions"]["parameters"]["nodes"]["defaultValue"] == 2
+    assert "coldstart" in set(_tasks(multinode[0])["rft"]["dependentTasks"])
 
 
-def test_gpu_tasks_carry_scheduling_volumes_secrets_and_retries(ir):
+def test_gpu_pods_scale_with_the_gpu_count_and_take_the_node_pool_as_run_parameters(ir):
     pipeline, platform = ir
-    tasks = pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    for ex in GPU:
+    params = pipeline["root"]["inputDefinitions"]["parameters"]
+    assert params["gpu_node_selector"]["defaultValue"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
+    assert params["gpu_tolerations"]["defaultValue"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert params["image"]["defaultValue"] == DEFAULT_IMAGE and "nodes" not in params
+    for ex in ["exec-rft", "exec-grpo", "exec-metarm", "exec-evaluate"]:
         k8s = platform[ex]
-        assert k8s["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
-        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in k8s["tolerations"]
-        assert k8s["emptyDirMounts"][0] == {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "64Gi", "volumeName": "dshm"}
-        assert {m["constant"]: m["mountPath"] for m in k8s["pvcMount"]} == {"spct-checkpoints": "/workspace", "spct-model-cache": "/models"}
-        secrets = {s["secretName"]: {e["envVar"] for e in s["keyToEnv"]} for s in k8s["secretAsEnv"]}
-        assert secrets["spct-object-store"] >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-        assert "MLFLOW_TRACKING_PASSWORD" in secrets["spct-mlflow-credentials"]
+        assert k8s["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"] == "pipelinechannel--gpu_node_selector"
+        assert k8s["tolerations"][0]["tolerationJson"]["componentInputParameter"] == "pipelinechannel--gpu_tolerations"
         res = pipeline["deploymentSpec"]["executors"][ex]["container"]["resources"]
-        assert res["accelerator"]["resourceType"] == "nvidia.com/gpu" and res["accelerator"]["resourceCount"] == "8"
-        assert res["resourceCpuRequest"] == "32" and res["resourceMemoryLimit"] == "900G"
-        image = pipeline["deploymentSpec"]["executors"][ex]["container"]["image"]
-        assert "pipelinechannel--image" in image  # the image is a pipeline parameter
+        # --gpus 4: half of an 8-GPU pod's CPU and memory, not the 8-GPU numbers
+        assert res["accelerator"]["resourceCount"] == "4"
+        assert (res["resourceCpuRequest"], res["resourceMemoryRequest"], res["resourceMemoryLimit"]) == ("16", "240Gi", "448Gi")
+        assert "pipelinechannel--image" in pipeline["deploymentSpec"]["executors"][ex]["container"]["image"]
     for name in TRAIN + ["evaluate"]:
-        assert tasks[name]["retryPolicy"]["maxRetryCount"] == 2 and tasks[name]["retryPolicy"]["backoffDuration"] == "300s"
+        assert _tasks(pipeline)[name]["retryPolicy"]["maxRetryCount"] == 2
     for name in TRAIN:
-        assert tasks[name]["cachingOptions"] == {}  # caching off (enableCache absent = false)
-    # CPU-only steps get no accelerator and no GPU node selector.
+        assert _tasks(pipeline)[name]["cachingOptions"] == {}
     assert "nodeSelector" not in platform["exec-curate"]
     assert "accelerator" not in pipeline["deploymentSpec"]["executors"]["exec-curate"]["container"]["resources"]
 
 
-def test_multinode_jobs_target_the_compiled_node_pool(ir):
-    """A pipeline compiled for other GPU nodes sends its TrainJobs/PyTorchJobs there too, not to JobSettings' defaults."""
+def test_every_task_mounts_what_it_reads_and_only_mlflow_credentials(ir):
+    pipeline, platform = ir
+    assert _mounts(platform, "exec-curate") == {"spct-data": "/data"}  # sources=["/data/train"]
+    assert _mounts(platform, "exec-evaluate") == {"spct-checkpoints": "/workspace", "spct-model-cache": "/models",
+                                                  "spct-data": "/data"}  # eval.data of the a100 profile
+    assert _mounts(platform, "exec-register") == {"spct-checkpoints": "/workspace"}  # the GRPO model lies there
+    for ex in ["exec-rft", "exec-grpo", "exec-metarm"]:
+        assert _mounts(platform, ex) == {"spct-checkpoints": "/workspace", "spct-model-cache": "/models"}
+    for ex, k8s in platform.items():
+        names = {s["secretName"] for s in k8s.get("secretAsEnv", [])}
+        assert names == {"spct-mlflow-credentials"}, ex  # object-store keys only on the MLflow server
+        assert all(s["optional"] is False for s in k8s["secretAsEnv"])
+    # register returns a version string; no bundle artifact goes through KFP's object store
+    outs = pipeline["components"]["comp-register"]["outputDefinitions"]
+    assert "artifacts" not in outs and outs["parameters"]["Output"]["parameterType"] == "STRING"
+
+
+def test_multinode_stages_are_cpu_launchers(multinode):
+    pipeline, platform = multinode
+    for name in TRAIN:
+        res = pipeline["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["resources"]
+        assert "accelerator" not in res and res["resourceCpuRequest"] == "1"
+        assert "nodeSelector" not in platform[f"exec-{name}"]
+        assert _mounts(platform, f"exec-{name}") == {"spct-checkpoints": "/workspace"}
+        assert _tasks(pipeline)[name]["inputs"]["parameters"]["nodes"]["runtimeValue"]["constant"] == 4
+    ev = pipeline["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["resources"]
+    assert ev["accelerator"]["resourceCount"] == "8"
+
+
+def test_multinode_jobs_use_the_run_node_pool_image_and_overrides(ir):
     pipeline, _ = ir
-    tasks = pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    for name in ("rft", "grpo", "metarm"):
-        cluster = tasks[name]["inputs"]["parameters"]["cluster"]["runtimeValue"]["constant"]
-        s = JobSettings(**cluster, image="reg/spct:1")
-        assert (s.gpu_label_value, s.gpus_per_node, s.checkpoint_pvc) == ("NVIDIA-A100-PCIE-40GB", 8, "spct-checkpoints")
-        pod = render_job(s, [name], nodes=2, name=f"spct-{name}")["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]
-        spec = pod["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-        assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
+    cluster = _tasks(pipeline)["grpo"]["inputs"]["parameters"]["cluster"]["runtimeValue"]["constant"]
+    merged = job_settings(cluster, "reg/spct:1", {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                          [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}], {"gpus": 2})
+    s = ClusterSettings(**merged)
+    job = render_job(s, ["grpo"], nodes=2, name=job_name("run-1", "grpo"))
+    tmpl = job["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+    pod = tmpl["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"][0]["key"] == "dedicated" and pod["serviceAccountName"] == "spct-trainer"
+    assert tmpl["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    t = job["spec"]["trainer"]
+    assert t["image"] == "reg/spct:1" and t["numProcPerNode"] == 2
+    assert t["resourcesPerNode"]["requests"] == {"cpu": "8", "memory": "120Gi", "nvidia.com/gpu": "2"}
+    with pytest.raises(ValueError, match="gpus_per_node"):
+        job_settings(cluster, "reg/spct:1", {}, [], {"gpus_per_node": 2})  # the old name is refused, named
 
 
 def test_components_run_the_project_code_with_nothing_to_install(ir):
     pipeline, _ = ir
     for ex in pipeline["deploymentSpec"]["executors"].values():
         cmd = " ".join(ex["container"]["command"])
-        assert "from spct." in cmd and "pip install --quiet --no-warn-script-location 'kfp" in cmd
-        assert "spct==" not in cmd  # spct comes from the image, never from an index
+        assert "from spct." in cmd and "spct==" not in cmd
 
 
 def test_param_parsing_types_values():
@@ -88,20 +135,51 @@ def test_param_parsing_types_values():
         parse_params(["nodes"])
 
 
-def test_trainjob_and_pytorchjob_rendering():
-    s = JobSettings(image="reg/spct:1", gpus_per_node=4, gpu_label_value="NVIDIA-A100-SXM4-40GB", namespace="team")
-    job = render_job(s, ["grpo", "--profile", "a100"], nodes=3, name="spct-grpo-x", env={"MLFLOW_TRACKING_URI": "http://m"})
-    t = job["spec"]["trainer"]
-    assert (t["numNodes"], t["numProcPerNode"], t["image"]) == (3, 4, "reg/spct:1")
-    assert t["command"] == ["torchrun", "--no-python", "spct"] and t["args"][0] == "grpo"
-    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://m"} in t["env"]
-    pod = job["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
-    pj = render_job(s.model_copy(update={"kind": "pytorchjob"}), ["rft"], nodes=3, name="spct-rft-x")
+def test_job_names_retries_and_owner():
+    s = ClusterSettings(image="reg/spct:1", gpus=4, gpu_label_value="NVIDIA-A100-SXM4-40GB", namespace="team")
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "task-pod", "uid": "u-1", "controller": False, "blockOwnerDeletion": False}
+    name = job_name("run-1", "grpo")
+    assert name == job_name("run-1", "grpo") and len(name) <= 63  # a retry of the task finds its job
+    job = render_job(s, ["grpo"], nodes=3, name=name, env={"MLFLOW_TRACKING_URI": "http://m"}, owner=owner)
+    assert job["metadata"]["ownerReferences"] == [owner]
+    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://m"} in job["spec"]["trainer"]["env"]
+    pj = render_job(s.model_copy(update={"job_kind": "pytorchjob"}), ["rft"], nodes=3, name="spct-rft-x")
     assert pj["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
-    assert pj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["image"] == "reg/spct:1"
+    assert pj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
     with pytest.raises(ValueError, match="nodes >= 2"):
         render_job(s, ["rft"], nodes=1, name="x")
-    assert job_state("trainjob", {}) == ("running", "")
+    assert on_retry("trainjob", None) == "create"
+    assert on_retry("trainjob", {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "adopt"
+    assert on_retry("pytorchjob", {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}) == "replace"
     assert job_state("trainjob", {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}) == (
         "failed", "BackoffLimitExceeded")
+
+
+def test_trainer_before_v2_2_is_detected(tmp_path):
+    """A TrainJob stored without its runtimePatches (pruned by an older CRD) fails the task instead of
+    running without node selector, volumes and service account."""
+    from spct.pipeline.trainjob import JobFailed, dropped_patches, run_training_job
+
+    class OldTrainer:
+        def __init__(self):
+            self.deleted = []
+
+        def get_namespaced_custom_object(self, *a):
+            from kubernetes.client.exceptions import ApiException
+            raise ApiException(status=404)
+
+        def create_namespaced_custom_object(self, group, version, ns, plural, body):
+            stored = {k: v for k, v in body.items()}
+            stored["spec"] = {k: v for k, v in body["spec"].items() if k != "runtimePatches"}
+            return stored
+
+        def delete_namespaced_custom_object(self, group, version, ns, plural, name, **kw):
+            self.deleted.append(name)
+
+    s = ClusterSettings(namespace="spct")
+    job = render_job(s, ["grpo"], nodes=2, name="j")
+    assert dropped_patches(job, job) is False
+    api = OldTrainer()
+    with pytest.raises(JobFailed, match="older than v2.2"):
+        run_training_job(s, ["grpo"], nodes=2, name="spct-grpo-x", api=api, core=None, say=lambda _: None)
+    assert api.deleted == ["spct-grpo-x"]

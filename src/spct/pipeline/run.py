@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[3]
 # What a local run on this machine uses: the profile's own model and the embedded data.
 # The tiny model only learns the uppercase sub-kind (configs/tiny.yaml); seed 1 is the training seed.
 LOCAL_SOURCES = {
-    "tiny": ["builtin:verifiable?n=40&seed=1&categories=string_ops&modes=uppercase"],
-    "demo": ["builtin:verifiable?n=200&seed=1"],
+    "tiny": ["builtin:verifiable?n=40&seed=1&categories=string_ops&modes=uppercase&split=train"],
+    "demo": ["builtin:verifiable?n=200&seed=1&split=train"],
 }
 
 
@@ -35,19 +35,22 @@ def _import_pipelines() -> Any:
     return importlib.import_module("pipelines.spct_pipeline"), importlib.import_module("pipelines.k8s")
 
 
-def load_pipeline(**cluster: Any) -> Any:
-    """The pipeline function, built with ``ClusterSettings(**cluster)``."""
-    mod, k8s = _import_pipelines()
-    return mod.build(k8s.ClusterSettings(**cluster)) if cluster else mod.spct_pipeline
+def load_pipeline(coldstart: bool = False, **cluster: Any) -> Any:
+    """The pipeline function, built with ``ClusterSettings(**cluster)`` (with or without the cold-start task)."""
+    mod, _ = _import_pipelines()
+    from spct.k8s.settings import ClusterSettings
+
+    return mod.build(ClusterSettings(**cluster), coldstart_stage=coldstart)
 
 
-def compile_pipeline(out: str | Path, params: Mapping[str, Any] | None = None, **cluster: Any) -> Path:
+def compile_pipeline(out: str | Path, params: Mapping[str, Any] | None = None, *, coldstart: bool = False,
+                     **cluster: Any) -> Path:
     """Write the pipeline's IR YAML; ``params`` become the defaults of its parameters."""
     from kfp import compiler
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(load_pipeline(**cluster), str(out), pipeline_parameters=dict(params or {}))
+    compiler.Compiler().compile(load_pipeline(coldstart, **cluster), str(out), pipeline_parameters=dict(params or {}))
     return out
 
 
@@ -77,7 +80,6 @@ def local_arguments(profile: str, run_dir: Path, tracking_uri: str, model_name: 
         "model_name": model_name,
         # Small local bases cannot write a parseable critique before a cold start.
         "coldstart_steps": prof.coldstart.steps,
-        "nodes": 1,
         "workdir": "",
         "job": {},
         "tolerance": 0.02,
@@ -109,7 +111,7 @@ def run_local(
     uri = resolve_tracking_uri(tracking_uri, run_dir)
     args = local_arguments(profile, run_dir, uri, model_name, overrides, sources) | dict(params or {})
     # A failing task must fail the run at once here, not sleep through the cluster's retry backoff.
-    pipeline = load_pipeline(retries=0)
+    pipeline = load_pipeline(coldstart=int(args.get("coldstart_steps") or 0) > 0, retries=0)
     # Subprocess tasks inherit the environment: keep them offline and on this Python.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,14 +194,16 @@ def train_stage(
     with stage_run(tracking.uri, tracking.parent_run_id, kind) as mlog:
         mlog.log_params({"profile": profile, "nodes": nodes, **prof.model_dump(mode="json")})
         if nodes > 1:
-            from spct.pipeline.trainjob import JobSettings, run_training_job
+            from spct.k8s.settings import ClusterSettings
+            from spct.pipeline.trainjob import job_name, run_training_job
 
-            settings = JobSettings(**dict(job or {}))
+            settings = ClusterSettings.model_validate(dict(job or {}))
             # The training CLI (spct rft|grpo|metarm --config P --model M --out D --set k=v) on every node.
             args = [kind, "--config", profile, "--model", model_spec, "--out", str(out_dir),
                     *[a for s in sets if not s.startswith("model.spec=") for a in ("--set", s)]]
             env = {"MLFLOW_TRACKING_URI": tracking.uri, "SPCT_MLFLOW_RUN_ID": mlog.run_id}
-            summary = run_training_job(settings, args, nodes=nodes, env=env, name_hint=f"spct-{kind}")
+            # One name per task (the same on a retry, which then adopts or replaces the job).
+            summary = run_training_job(settings, args, nodes=nodes, env=env, name=job_name(tracking.parent_run_id, kind))
             _replay_curves(out_dir / "metrics.jsonl", mlog)  # rank 0 wrote them on the shared volume
         else:
             logger = MultiLogger(default_logger(out_dir, console_every=max(1, prof.train.log_every)), mlog)
@@ -223,6 +225,22 @@ def _replay_curves(metrics_jsonl: Path, log: MlflowLogger) -> None:
     if metrics_jsonl.is_file():
         for rec in read_jsonl_metrics(metrics_jsonl):
             log.log_metrics({k: v for k, v in rec["metrics"].items() if v is not None}, step=rec["step"])
+
+
+def job_settings(cluster: Mapping[str, Any], image: str, node_selector: Mapping[str, str],
+                 tolerations: Sequence[Mapping[str, str]], job: Mapping[str, Any]) -> dict[str, Any]:
+    """A multi-node job's ``ClusterSettings`` fields: the compiled ones, the run's image and GPU
+    node pool (one selector label), then the user's ``job`` overrides; validated here so a typo
+    fails the task at once, naming the field."""
+    from spct.k8s.settings import ClusterSettings
+
+    merged = dict(cluster) | {"image": image, "tolerations": [dict(t) for t in tolerations]}
+    if node_selector:
+        if len(node_selector) != 1:
+            raise ValueError(f"gpu_node_selector must hold one label (the GPU product), got {dict(node_selector)}")
+        (key, value), = node_selector.items()
+        merged |= {"gpu_label_key": key, "gpu_label_value": value}
+    return ClusterSettings.model_validate(merged | dict(job)).model_dump(mode="json")
 
 
 def log_summary(metrics: Any, summary: Mapping[str, Any]) -> None:
@@ -276,7 +294,8 @@ def evaluate_stage(
     from spct.data import load
     from spct.engine import Engine
     from spct.cli.evaluate import dataset_name
-    from spct.evaluate.harness import EvalSettings, evaluate
+    from spct.evaluate.harness import EvalSettings, evaluate, take
+    from spct.evaluate.heldout import check_heldout, load_training_sets, training_specs
 
     prof = load_profile(profile, list(overrides))
     settings = EvalSettings.from_profile(prof)
@@ -284,15 +303,20 @@ def evaluate_stage(
     for spec in prof.eval.data:
         res = load(spec)
         name = dataset_name(spec, set(datasets))
-        datasets[name] = res.examples[: settings.limit] if settings.limit else res.examples
+        datasets[name] = take(res.examples, settings.limit)
         info[name] = {"path": spec, "loaded": len(res.examples), "skipped": res.skipped.count}
+    # The gate must never be passed on items the model trained on: the same check as spct eval.
+    checked = check_heldout(datasets, load_training_sets(training_specs(prof)))
+    for name, h in checked.items():
+        info[name]["heldout"] = h
     meta = None
     if meta_rm_dir is not None and meta_rm_dir.is_dir() and any(meta_rm_dir.iterdir()):
-        from spct.registry.grm_model import load_meta_rm
+        from spct.grm.meta import load_meta_rm
 
         meta = load_meta_rm(meta_rm_dir)
     with stage_run(tracking.uri, tracking.parent_run_id, "evaluate") as log:
-        log.log_params({"profile": profile, "model": str(model_dir), "meta_rm": meta is not None, **settings.__dict__})
+        log.log_params({"profile": profile, "model": str(model_dir), "meta_rm": meta is not None, "ks": settings.ks,
+                        "limit": settings.limit, **{f"sampling.{k}": v for k, v in asdict(settings.sampling).items()}})
         engine = Engine.load(str(model_dir), dtype=prof.model.dtype, device=prof.model.device)
         report = evaluate(engine, datasets, settings, meta_rm=meta, out_dir=out_dir, progress=False,
                           model=str(model_dir), data_info=info)
@@ -301,6 +325,11 @@ def evaluate_stage(
         (out_dir / "gate.json").write_text(json.dumps(gm.to_dict() | {"mode": mode}, indent=2) + "\n")
         for name, e in report["datasets"].items():
             log.log_metrics({f"{name}/{k}": v for k, v in e.items() if isinstance(v, (int, float))}, step=0)
+            for col, res in e["results"].items():
+                ci = res.get("ci95") or [float("nan")] * 2
+                log.log_metrics({f"{name}/{col}/paper": res["accuracy_paper"], f"{name}/{col}/ci95_low": ci[0],
+                                 f"{name}/{col}/ci95_high": ci[1],
+                                 **{f"{name}/{col}/baseline_{b}": v for b, v in res["baselines"].items()}}, step=0)
             for k in settings.ks:
                 log.log_metrics({f"{name}/voting_curve": e[f"voting@{k}"]}, step=k)
         log.log_metrics({"gate/accuracy": gm.accuracy, "gate/parse_rate": gm.parse_rate}, step=0)
@@ -343,15 +372,18 @@ def promote_stage(model_name: str, version: str, policy: GatePolicy, tracking: T
         return {"promoted": d.promote, "reasons": d.reasons, "version": version}
 
 
-def deploy_stage(model_name: str, namespace: str, tracking: Tracking, *, values: Mapping[str, Any] | None = None,
+def deploy_stage(model_name: str, version: str, namespace: str, tracking: Tracking, *, release: str | None = None,
+                 image: str | None = None, profile: str = "a100", values: Mapping[str, Any] | None = None,
                  apply: bool = True, out_dir: Path | None = None) -> dict[str, Any]:
-    """Apply the serving InferenceService for ``models:/NAME@champion`` (spct.serving.deploy)."""
-    from spct.serving import deploy as serving_deploy  # type: ignore[attr-defined]
+    """Install or upgrade the serving chart pinned to ``models:/NAME/VERSION`` (spct.serving.deploy)."""
+    from spct.serving import deploy as serving_deploy
 
     with stage_run(tracking.uri, tracking.parent_run_id, "deploy") as log:
         result = serving_deploy.deploy(
-            model_uri=f"models:/{model_name}@champion", namespace=namespace, tracking_uri=tracking.uri,
-            values=dict(values or {}), apply=apply, out_dir=out_dir,
+            f"models:/{model_name}/{version}", namespace, release=release or serving_deploy.RELEASE,
+            tracking_uri=tracking.uri, image=image, profile=profile, values=dict(values or {}), apply=apply,
+            out_dir=out_dir,
         )
-        log.set_tags({"spct.deploy.namespace": namespace})
-        return dict(result) if isinstance(result, Mapping) else {"result": str(result)}
+        log.set_tags({"spct.deploy.namespace": namespace, "spct.deploy.version": version,
+                      "spct.deploy.release": result.get("release", "")})
+        return dict(result)
