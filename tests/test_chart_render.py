@@ -88,21 +88,57 @@ def test_restricted_security_context(helm: Path) -> None:
     assert mounts == {"/cache", "/tmp"} and all("emptyDir" in v for v in p["volumes"])
 
 
-def test_deploy_builds_the_same_object_as_the_chart(helm: Path) -> None:
-    """spct deploy and helm install must create the same InferenceService for the same values."""
-    assert deploy.DEFAULT_VALUES == yaml.safe_load((CHART / "values.yaml").read_text())
-    for extra, overrides in [([], {}), (["-f", str(GPU)], yaml.safe_load(GPU.read_text()))]:
-        from_chart = next(o for o in objects(render(helm, *extra)) if o["kind"] == "InferenceService")
-        built = deploy.build_inference_service(overrides, release="grm", managed_by="Helm")
-        assert built == from_chart
+def test_image_is_named_once(helm: Path) -> None:
+    """The chart's default image is spct.k8s.settings.DEFAULT_IMAGE (repository + appVersion), not a copy."""
+    from spct.k8s.settings import DEFAULT_IMAGE
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert f"{values['image']['repository']}:{chart['appVersion']}" == DEFAULT_IMAGE and values["image"]["tag"] == ""
+    isvc = next(o for o in objects(render(helm)) if o["kind"] == "InferenceService")
+    assert isvc["spec"]["predictor"]["containers"][0]["image"] == DEFAULT_IMAGE
+    assert "tag" not in yaml.safe_load(GPU.read_text()).get("image", {})
+
+
+def test_a100_values_fit_a_27b_model(helm: Path) -> None:
+    """bf16 27B is ~54 GB: the MLflow download cache and host memory must hold it, and the startup
+    probe must allow its download and load (15 minutes did not)."""
+    p = next(o for o in objects(render(helm, "-f", str(GPU))) if o["kind"] == "InferenceService")["spec"]["predictor"]
+    cache = next(v for v in p["volumes"] if v["name"] == "cache")["emptyDir"]["sizeLimit"]
+    assert int(cache.removesuffix("Gi")) >= 80
+    c = p["containers"][0]
+    assert int(c["resources"]["limits"]["memory"].removesuffix("Gi")) >= 80
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 3600
+
+
+def test_credentials_only_where_used(helm: Path) -> None:
+    """The predictor gets the MLflow reader's credentials (required: the server authenticates) and no
+    object-store keys; a storage Secret goes on the ServiceAccount, for KServe's storage initializer only;
+    the API token Secret becomes SPCT_API_TOKEN."""
+    objs = objects(render(helm, "--set", "model.storageUri=s3://spct-mlflow/artifacts/1/models/m-1/artifacts",
+                          "--set", "storage.secretName=spct-model-store", "--set", "apiToken.secretName=spct-api-token"))
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
+    c = isvc["spec"]["predictor"]["containers"][0]
+    assert c["envFrom"] == [{"secretRef": {"name": "spct-mlflow-reader"}}]
+    assert not [e for e in c["env"] if e["name"].startswith("AWS_")]
+    token = next(e for e in c["env"] if e["name"] == "SPCT_API_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "spct-api-token", "key": "token"}
+    sa = next(o for o in objs if o["kind"] == "ServiceAccount")
+    assert sa["secrets"] == [{"name": "spct-model-store"}] and isvc["spec"]["predictor"]["serviceAccountName"] == sa["metadata"]["name"]
+    assert "--model=/mnt/models" in c["args"]
+    plain = objects(render(helm))
+    assert "secrets" not in next(o for o in plain if o["kind"] == "ServiceAccount")
+    assert not [e for e in next(o for o in plain if o["kind"] == "InferenceService")["spec"]["predictor"]["containers"][0]["env"]
+                if e["name"] == "SPCT_API_TOKEN"]
+    assert validate_rendered(objs, [CRDS]) == []
 
 
 def test_deploy_object_validates_against_the_crd() -> None:
-    obj = deploy.build_inference_service({"deploymentMode": "Serverless", "autoscaling": {"metric": "concurrency"}},
-                                         namespace="spct", model_uri="models:/spct-grm/3")
-    obj["spec"]["predictor"]["canaryTrafficPercent"] = 20
+    obj = deploy.build_inference_service({"deploymentMode": "Serverless", "autoscaling": {"metric": "concurrency"},
+                                          "canaryTrafficPercent": 20}, namespace="spct", model_uri="models:/spct-grm/3")
+    assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert validate_rendered([obj], [CRDS]) == []
-    with pytest.raises(ValueError, match="Serverless"):
+    with pytest.raises(ValueError, match="canaryTrafficPercent"):
         deploy.build_inference_service({"canaryTrafficPercent": 10})
 
 

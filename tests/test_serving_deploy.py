@@ -1,13 +1,15 @@
-"""The deploy step's pure parts: object construction, readiness from real-shaped status, rollback decisions.
+"""The deploy step: the chart rendered by real Helm with a pinned model version, readiness from
+real-shaped status, the release name shared by every path.
 
 No API server runs here. The statuses below are shaped like what KServe's
 controller writes (conditions, modelStatus, per-component revisions) and are
-checked against the CRD's status schema first; the apply/get calls themselves
-(server-side apply through the dynamic client) need a real cluster.
+checked against the CRD's status schema first; `helm upgrade --install`, the
+reads and `helm rollback` themselves need a real cluster.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,15 @@ from spct.k8s import validate_rendered
 from spct.serving import deploy as d
 
 CRDS = Path(__file__).resolve().parent / "crds"
+
+
+@lru_cache(maxsize=1)
+def _rendered() -> str:
+    return yaml.safe_dump(d.build_inference_service(namespace="spct", model_uri="models:/spct-grm/2"))
+
+
+def _base() -> dict:
+    return yaml.safe_load(_rendered())  # a fresh copy per status fixture
 
 
 def _cond(type_: str, status: str, reason: str = "", message: str = "") -> dict:
@@ -30,7 +41,7 @@ def _cond(type_: str, status: str, reason: str = "", message: str = "") -> dict:
 
 def isvc(generation: int, observed: int | None, ready: str | None, *, created: str = "grm-predictor-00002",
          latest_ready: str = "grm-predictor-00002", transition: str = "UpToDate", failure: dict | None = None) -> dict:
-    obj = d.build_inference_service(namespace="spct", model_uri="models:/spct-grm@champion")
+    obj = _base()
     obj["metadata"]["generation"] = generation
     status: dict = {
         "components": {"predictor": {"latestCreatedRevision": created, "latestReadyRevision": latest_ready,
@@ -105,23 +116,46 @@ def test_wait_stops_on_terminal_failure_and_on_timeout() -> None:
     assert not w.ready and "not ready after 60 s" in w.reason and w.seconds == 60
 
 
-def test_rollback_reapplies_the_previous_spec_only() -> None:
-    prev = isvc(5, 5, "True")
-    prev["metadata"].update(resourceVersion="123", uid="u-1", managedFields=[{"manager": "spct-deploy"}],
-                            creationTimestamp="2026-01-01T00:00:00Z")
-    prev["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
-    prev["spec"]["predictor"]["containers"][0]["args"][0] = "--model=models:/spct-grm/4"
-    back = d.rollback_object(prev)
-    assert back is not None and "status" not in back
-    assert set(back["metadata"]) == {"name", "namespace", "labels", "annotations"}
-    assert "kubectl.kubernetes.io/last-applied-configuration" not in back["metadata"]["annotations"]
-    assert back["spec"] == prev["spec"] and back["spec"] is not prev["spec"]
-    assert validate_rendered([back], [CRDS]) == []
-    assert d.rollback_object(None) is None  # first deploy: nothing to go back to
+def test_promotion_changes_the_pod_template_and_rollback_restores_it(tmp_path: Path) -> None:
+    """Deploying the promoted version changes the predictor (so KServe rolls out new pods); deploying the
+    previous version again (after `spct rollback`) gives back exactly the previous object."""
+    def isvc_for(version: int) -> dict:
+        out = d.deploy(f"models:/spct-grm/{version}", "spct", profile="a100", image="reg.example.com/spct:0.2.0",
+                       tracking_uri="http://spct-mlflow:5000", apply=False, out_dir=tmp_path / str(version))
+        return yaml.safe_load(Path(out["manifest"]).read_text())
+
+    v7, v8, v7_again = isvc_for(7), isvc_for(8), isvc_for(7)
+    assert v7["spec"] != v8["spec"] and v7 == v7_again
+    c7, c8 = v7["spec"]["predictor"]["containers"][0], v8["spec"]["predictor"]["containers"][0]
+    assert "--model=models:/spct-grm/7" in c7["args"] and "--model=models:/spct-grm/8" in c8["args"]
+    assert c7["image"] == "reg.example.com/spct:0.2.0"  # the pipeline's image, not the chart default
+    assert c7["resources"]["limits"]["nvidia.com/gpu"] == 1  # the a100 serving profile, not CPU defaults
+    assert v7["metadata"]["name"] == d.RELEASE and validate_rendered([v7, v8], [CRDS]) == []
+    rendered = yaml.safe_load_all((tmp_path / "7" / "rendered.yaml").read_text())
+    assert {o["kind"] for o in rendered} >= {"InferenceService", "ServiceAccount", "NetworkPolicy"}  # the whole chart
+    with pytest.raises(ValueError, match="no tag"):
+        d.deploy("models:/spct-grm/7", "spct", image="reg.example.com/spct", apply=False)
+    with pytest.raises(ValueError, match="unknown serving profile"):
+        d.deploy("models:/spct-grm/7", "spct", profile="h100", apply=False)
+
+
+def test_one_release_name_everywhere() -> None:
+    import inspect
+
+    from spct.cli import serve as cli_serve
+    from spct.pipeline.run import compile_pipeline  # noqa: F401 - imports the pipeline wiring
+
+    repo = Path(__file__).resolve().parents[1]
+    src = (repo / "pipelines" / "spct_pipeline.py").read_text()
+    assert "release=RELEASE" in src
+    assert inspect.signature(cli_serve.deploy_command).parameters["release"].default.default == d.RELEASE
+    for doc in ("docs/cluster.md",):
+        text = (repo / doc).read_text()
+        assert f"helm upgrade --install {d.RELEASE} " in text and "helm install grm" not in text
 
 
 def test_values_merge_like_helm_and_canary(tmp_path: Path) -> None:
-    v = d.merge_values({"serving": {"maxK": 8}, "tolerations": [{"key": "a", "operator": "Exists"}]})
+    v = d.merge_values({"serving": {"maxK": 8}, "tolerations": [{"key": "a", "operator": "Exists"}]})  # onto values.yaml
     assert v["serving"]["maxK"] == 8 and v["serving"]["maxWaitMs"] == 10 and len(v["tolerations"]) == 1
     out = d.deploy("models:/spct-grm/7", "spct", values={"image": {"tag": "0.2.0"}}, canary_percent=10,
                    tracking_uri="http://mlflow.example:5000", apply=False, out_dir=tmp_path)
@@ -139,10 +173,20 @@ def test_values_merge_like_helm_and_canary(tmp_path: Path) -> None:
 
 
 def test_deploy_rbac_matches_the_pipeline_role() -> None:
-    """The verbs deploy uses (get, server-side apply = patch) are what the runner's Role grants."""
+    """Helm creates/updates every object the chart renders and keeps its records in ConfigMaps:
+    the runner's Role must grant exactly that, and no Secrets (HELM_DRIVER=configmap)."""
     role = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifests" / "base" / "rbac.yaml").read_text().split("---")[0])
-    rule = next(r for r in role["rules"] if "inferenceservices" in r["resources"])
-    assert {"get", "patch"} <= set(rule["verbs"]) and rule["apiGroups"] == [d.GROUP]
+    grants = {(g, r): set(rule["verbs"]) for rule in role["rules"] if not rule.get("resourceNames")
+              for g in rule["apiGroups"] for r in rule["resources"]}
+    helm_verbs = {"get", "list", "create", "patch", "update", "delete"}
+    plural = {"InferenceService": (d.GROUP, "inferenceservices"), "ServiceAccount": ("", "serviceaccounts"),
+              "NetworkPolicy": ("networking.k8s.io", "networkpolicies")}
+    for obj in d.render("models:/spct-grm/3", "spct", profile="a100"):
+        if obj["kind"] == "Pod":  # the `helm test` hook, never installed by upgrade --install
+            continue
+        assert helm_verbs <= grants[plural[obj["kind"]]], obj["kind"]
+    assert helm_verbs <= grants[("", "configmaps")] and d.HELM_DRIVER == "configmap"
+    assert ("", "secrets") not in grants
 
 
 def test_cli_deploy_dry_run(tmp_path: Path) -> None:
@@ -160,11 +204,11 @@ def test_cli_deploy_dry_run(tmp_path: Path) -> None:
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert validate_rendered([obj], [CRDS]) == []
     bad = CliRunner().invoke(app, ["deploy", "-n", "spct", "--dry-run", "--set", "canaryTrafficPercent=5"])
-    assert bad.exit_code == 2 and "Serverless" in bad.output
+    assert bad.exit_code == 2 and "/canaryTrafficPercent" in bad.output  # the chart's schema names the field
 
 
-def test_pipeline_deploy_stage_renders_the_champion_and_logs_a_nested_run(tmp_path: Path) -> None:
-    """The pipeline's deploy step without a cluster: the champion alias's object, valid against the CRD,
+def test_pipeline_deploy_stage_pins_the_version_and_logs_a_nested_run(tmp_path: Path) -> None:
+    """The pipeline's deploy step without a cluster: the promoted version's object, valid against the CRD,
     written as a manifest and recorded as a FINISHED nested run under the pipeline run."""
     from spct.pipeline.stages import Tracking, deploy_stage
     from spct.registry import client_for
@@ -172,12 +216,12 @@ def test_pipeline_deploy_stage_renders_the_champion_and_logs_a_nested_run(tmp_pa
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parent = start_pipeline_run(uri, "spct", "pipeline", {"profile": "tiny"})
-    out = deploy_stage("spct-grm", "spct", Tracking(uri, parent), values={"image": {"tag": "0.2.0"}}, apply=False,
-                       out_dir=tmp_path / "deploy")
-    assert out["applied"] is False and out["model_uri"] == "models:/spct-grm@champion"
+    out = deploy_stage("spct-grm", "4", "spct", Tracking(uri, parent), image="reg/spct:0.2.0", profile="default",
+                       apply=False, out_dir=tmp_path / "deploy")
+    assert out["applied"] is False and out["model_uri"] == "models:/spct-grm/4" and out["release"] == d.RELEASE
     obj = yaml.safe_load(Path(out["manifest"]).read_text())
     c = obj["spec"]["predictor"]["containers"][0]
-    assert "--model=models:/spct-grm@champion" in c["args"] and c["image"].endswith(":0.2.0")
+    assert "--model=models:/spct-grm/4" in c["args"] and c["image"] == "reg/spct:0.2.0"
     assert obj["metadata"]["namespace"] == "spct" and validate_rendered([obj], [CRDS]) == []
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
     assert env.get("MLFLOW_TRACKING_URI") == uri
@@ -185,4 +229,4 @@ def test_pipeline_deploy_stage_renders_the_champion_and_logs_a_nested_run(tmp_pa
     [run] = [r for r in c_.search_runs([c_.get_experiment_by_name("spct").experiment_id])
              if r.data.tags.get("mlflow.parentRunId") == parent]
     assert run.info.run_name == "deploy" and run.info.status == "FINISHED"
-    assert run.data.tags["spct.deploy.namespace"] == "spct"
+    assert run.data.tags["spct.deploy.namespace"] == "spct" and run.data.tags["spct.deploy.version"] == "4"

@@ -1,21 +1,27 @@
-"""The deploy step: apply the champion's InferenceService, wait for Ready, roll back if it never gets there.
+"""The deploy step: the serving chart installed or upgraded by Helm itself, pinned to one model version.
 
-The object is built from the same values as the Helm chart (``charts/spct-serving``;
-:data:`DEFAULT_VALUES` mirrors its ``values.yaml`` and the tests render both and
-compare). Applying uses server-side apply through the Kubernetes Python
-client's dynamic client; the pipeline runner's Role (manifests/base/rbac.yaml)
-grants exactly get/list/watch/create/patch/update on inferenceservices.
+``deploy`` runs ``helm upgrade --install`` on ``charts/spct-serving`` (the release
+:data:`RELEASE`, the same name the docs install by hand), with the serving profile's
+values file (``a100`` -> ``values-a100.yaml``), the run's image and
+``model.uri=models:/NAME/VERSION``. Pinning the version (not ``@champion``) is what
+makes a promotion roll out: the predictor's arguments change, so its pod template
+changes and KServe starts new pods; a rollback in the registry followed by a deploy
+of the older version rolls back the same way, and replicas never serve two
+versions after a restart.
 
-Rollback re-applies the spec that was live before (read just before the
-apply), which works in both deployment modes: in Serverless mode Knative then
-routes to the previous revision again; in RawDeployment mode the Deployment
-rolls back to the previous pod template. With no previous object there is
-nothing to roll back to and the failed one is left for inspection.
+Helm does not know when a KServe ``InferenceService`` is ready, so the step then
+polls its status (:func:`readiness`) and, if the new revision never becomes ready,
+runs ``helm rollback`` to the previous release revision. Helm keeps its release
+records in ConfigMaps (``HELM_DRIVER=configmap``) so the pipeline runner needs no
+access to Secrets (manifests/base/rbac.yaml).
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,39 +31,10 @@ from typing import Any
 import yaml
 
 GROUP, VERSION, PLURAL, KIND = "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"
-CHART_NAME, CHART_VERSION, APP_VERSION = "spct-serving", "0.1.0", "0.1.0"
-FIELD_MANAGER = "spct-deploy"
-PORT = 8080
-
-# Mirrors charts/spct-serving/values.yaml (tests/test_chart_render.py keeps them in step).
-DEFAULT_VALUES: dict[str, Any] = {
-    "nameOverride": "",
-    "fullnameOverride": "",
-    "image": {"repository": "ghcr.io/spct/spct", "tag": "0.1.0", "pullPolicy": "IfNotPresent"},
-    "imagePullSecrets": [],
-    "model": {"name": "spct-grm", "uri": "models:/spct-grm@champion", "storageUri": ""},
-    "mlflow": {"trackingUri": "http://spct-mlflow:5000", "credentialsSecret": "spct-mlflow-credentials",
-               "objectStoreSecret": "spct-object-store"},
-    "deploymentMode": "RawDeployment",
-    "canaryTrafficPercent": None,
-    "serving": {
-        "device": "auto", "dtype": "float32", "batching": True, "maxWaitMs": 10, "maxBatchTokens": 32768,
-        "maxBatchRequests": 64, "tokenBudget": 8192, "maxQueue": 256, "timeoutSeconds": 120, "gracePeriodSeconds": 30,
-        "maxResponses": 8, "maxK": 32, "maxPromptTokens": 4096,
-    },
-    "resources": {"requests": {"cpu": "2", "memory": "6Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}},
-    "gpu": {"enabled": False, "count": 1, "resourceName": "nvidia.com/gpu"},
-    "nodeSelector": {},
-    "tolerations": [],
-    "affinity": {},
-    "podAnnotations": {},
-    "autoscaling": {"minReplicas": 1, "maxReplicas": 2, "metric": "cpu", "target": 80},
-    "serviceAccount": {"create": True, "name": "", "annotations": {}},
-    "networkPolicy": {"enabled": True, "allowNamespaces": ["knative-serving", "istio-system", "kserve", "monitoring"]},
-    "cacheSizeLimit": "20Gi",
-    "tmpSizeLimit": "1Gi",
-    "test": {"enabled": True},
-}
+RELEASE = "spct-serving"  # one release name: the pipeline, `spct deploy` and docs' `helm install`
+CHART = Path(__file__).resolve().parents[3] / "charts" / "spct-serving"
+PROFILES = {"default": (), "a100": ("values-a100.yaml",), "vllm": ("values-a100.yaml", "values-vllm.yaml")}
+HELM_DRIVER = "configmap"
 
 
 class DeployError(RuntimeError):
@@ -68,9 +45,17 @@ class DeployError(RuntimeError):
         self.result = result
 
 
-def merge_values(overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] = DEFAULT_VALUES) -> dict[str, Any]:
-    """Helm's rule: maps merge key by key, everything else (lists too) is replaced."""
-    out = copy.deepcopy(dict(base))
+def chart_values(chart: Path = CHART) -> dict[str, Any]:
+    """The chart's own ``values.yaml`` (read, never copied into Python)."""
+    return yaml.safe_load((chart / "values.yaml").read_text()) or {}
+
+
+def merge_values(overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Helm's rule for stacking values files: maps merge key by key, everything else (lists too) is replaced.
+
+    ``base`` defaults to the chart's ``values.yaml``.
+    """
+    out = copy.deepcopy(dict(chart_values() if base is None else base))
     for k, v in (overrides or {}).items():
         if isinstance(v, Mapping) and isinstance(out.get(k), dict):
             out[k] = merge_values(v, out[k])
@@ -79,136 +64,83 @@ def merge_values(overrides: Mapping[str, Any] | None = None, base: Mapping[str, 
     return out
 
 
-def fullname(values: Mapping[str, Any], release: str) -> str:
-    """The chart's ``spct-serving.fullname``."""
-    def trunc(s: str) -> str:
-        return s[:45].rstrip("-")
+def split_image(image: str) -> dict[str, str]:
+    """``registry/spct:0.2.0`` -> the chart's ``image.repository`` and ``image.tag``.
 
-    if values.get("fullnameOverride"):
-        return trunc(values["fullnameOverride"])
-    name = values.get("nameOverride") or CHART_NAME
-    return trunc(release if name in release else f"{release}-{name}")
-
-
-def _fmt(v: Any) -> str:
-    # How Helm prints a number in a template: 10.0 -> "10", 2.5 -> "2.5".
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
+    >>> split_image("reg.example.com:5000/team/spct:0.2.0")
+    {'repository': 'reg.example.com:5000/team/spct', 'tag': '0.2.0'}
+    """
+    name, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag or not name:
+        raise ValueError(f"image {image!r} has no tag (expected REPOSITORY:TAG)")
+    return {"repository": name, "tag": tag}
 
 
-def labels(values: Mapping[str, Any], release: str, managed_by: str) -> dict[str, str]:
-    return {
-        "helm.sh/chart": f"{CHART_NAME}-{CHART_VERSION}",
-        "app.kubernetes.io/name": (values.get("nameOverride") or CHART_NAME)[:45].rstrip("-"),
-        "app.kubernetes.io/instance": release,
-        "app.kubernetes.io/version": APP_VERSION,
-        "app.kubernetes.io/managed-by": managed_by,
-        "app.kubernetes.io/part-of": "spct",
-    }
+def release_values(model_uri: str, *, values: Mapping[str, Any] | None = None, image: str | None = None,
+                   tracking_uri: str | None = None, canary_percent: int | None = None) -> dict[str, Any]:
+    """What the step sets on top of the profile's values file: the user's values, then the pinned model,
+    the run's image and tracking URI (these win: they are what this deploy is for)."""
+    v = merge_values(values or {}, {})
+    v = merge_values({"model": {"uri": model_uri}}, v)
+    if image:
+        v = merge_values({"image": split_image(image)}, v)
+    if tracking_uri:
+        v = merge_values({"mlflow": {"trackingUri": tracking_uri}}, v)
+    if canary_percent is not None:
+        if not 0 <= canary_percent <= 100:
+            raise ValueError(f"canary_percent must be in 0..100, got {canary_percent}")
+        v = merge_values({"canaryTrafficPercent": canary_percent, "deploymentMode": "Serverless"}, v)
+    return v
 
 
-def container_args(values: Mapping[str, Any]) -> list[str]:
-    s, m = values["serving"], values["model"]
-    source = "/mnt/models" if m.get("storageUri") else m["uri"]
-    return [
-        f"--model={source}", f"--name={m['name']}", f"--port={PORT}", f"--device={s['device']}", f"--dtype={s['dtype']}",
-        "--batching" if s["batching"] else "--no-batching",
-        f"--max-wait-ms={_fmt(s['maxWaitMs'])}", f"--max-batch-tokens={s['maxBatchTokens']}",
-        f"--max-batch-requests={s['maxBatchRequests']}", f"--token-budget={s['tokenBudget']}", f"--max-queue={s['maxQueue']}",
-        f"--timeout-s={s['timeoutSeconds']}", f"--grace-s={s['gracePeriodSeconds']}", f"--max-responses={s['maxResponses']}",
-        f"--max-k={s['maxK']}", f"--max-prompt-tokens={s['maxPromptTokens']}", "--cache-dir=/cache/mlflow",
-    ]
+def _helm() -> str:
+    from spct.k8s import tool
+
+    return str(tool("helm"))
 
 
-def build_inference_service(
-    values: Mapping[str, Any] | None = None,
-    *,
-    release: str = CHART_NAME,
-    namespace: str | None = None,
-    model_uri: str | None = None,
-    managed_by: str = FIELD_MANAGER,
-) -> dict[str, Any]:
-    """The InferenceService the chart renders for ``values`` (merged onto the defaults)."""
-    v = merge_values(values)
-    if model_uri is not None:
-        v["model"]["uri"] = model_uri
-    if v.get("canaryTrafficPercent") not in (None, 0) and v["deploymentMode"] != "Serverless":
-        raise ValueError("canaryTrafficPercent needs deploymentMode: Serverless (Knative revisions)")
-    name = fullname(v, release)
-    s, m = v["serving"], v["model"]
-    sa = (v["serviceAccount"].get("name") or name) if v["serviceAccount"]["create"] else (v["serviceAccount"].get("name") or "default")
-    annotations = {"serving.kserve.io/deploymentMode": v["deploymentMode"]}
-    if v["deploymentMode"] == "RawDeployment":
-        annotations["serving.kserve.io/autoscalerClass"] = "hpa"
-    annotations.update(v.get("podAnnotations") or {})
+def _run(args: list[str], **kw: Any) -> subprocess.CompletedProcess:
+    env = os.environ | {"HELM_DRIVER": HELM_DRIVER}
+    return subprocess.run(args, capture_output=True, text=True, timeout=kw.pop("timeout", 900), env=env, **kw)
 
-    resources = copy.deepcopy(v["resources"])
-    if v["gpu"]["enabled"]:
-        resources.setdefault("limits", {})[v["gpu"]["resourceName"]] = v["gpu"]["count"]
-    env = [{"name": "MLFLOW_TRACKING_URI", "value": v["mlflow"]["trackingUri"]}]
-    if m.get("storageUri"):
-        env.append({"name": "STORAGE_URI", "value": m["storageUri"]})
-    env += [
-        {"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "HOME", "value": "/tmp"},
-        {"name": "SPCT_CACHE", "value": "/cache/spct"}, {"name": "HF_HOME", "value": "/cache/hf"},
-        {"name": "XDG_CACHE_HOME", "value": "/cache"},
-    ]
-    container = {
-        "name": "kserve-container",
-        "image": f"{v['image']['repository']}:{v['image']['tag']}",
-        "imagePullPolicy": v["image"]["pullPolicy"],
-        "command": ["spct", "serve"],
-        "args": container_args(v),
-        "env": env,
-        "envFrom": [
-            {"secretRef": {"name": v["mlflow"]["credentialsSecret"], "optional": True}},
-            {"secretRef": {"name": v["mlflow"]["objectStoreSecret"], "optional": True}},
-        ],
-        "ports": [{"name": "http1", "containerPort": PORT, "protocol": "TCP"}],
-        "resources": resources,
-        "securityContext": {
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "startupProbe": {"httpGet": {"path": "/v2/health/live", "port": PORT}, "periodSeconds": 10, "failureThreshold": 90},
-        "readinessProbe": {"httpGet": {"path": f"/v2/models/{m['name']}/ready", "port": PORT}, "periodSeconds": 10},
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": PORT}, "periodSeconds": 20, "failureThreshold": 3},
-        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}, {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    predictor: dict[str, Any] = {
-        "serviceAccountName": sa,
-        "automountServiceAccountToken": False,
-        "minReplicas": v["autoscaling"]["minReplicas"],
-        "maxReplicas": v["autoscaling"]["maxReplicas"],
-        "scaleMetric": v["autoscaling"]["metric"],
-        "scaleTarget": v["autoscaling"]["target"],
-    }
-    if v.get("canaryTrafficPercent") is not None:
-        predictor["canaryTrafficPercent"] = v["canaryTrafficPercent"]
-    predictor["timeout"] = s["timeoutSeconds"] + 10
-    predictor["terminationGracePeriodSeconds"] = s["gracePeriodSeconds"] + 15
-    for key in ("imagePullSecrets", "nodeSelector", "tolerations", "affinity"):
-        if v.get(key):
-            predictor[key] = copy.deepcopy(v[key])
-    predictor["securityContext"] = {
-        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    predictor["containers"] = [container]
-    predictor["volumes"] = [
-        {"name": "cache", "emptyDir": {"sizeLimit": v["cacheSizeLimit"]}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": v["tmpSizeLimit"]}},
-    ]
-    meta: dict[str, Any] = {"name": name, "labels": labels(v, release, managed_by), "annotations": annotations}
+
+def helm_args(verb: list[str], release: str, namespace: str, values_file: Path, profile: str | None,
+              chart: Path = CHART) -> list[str]:
+    files = PROFILES.get(profile or "default")
+    if files is None:
+        raise ValueError(f"unknown serving profile {profile!r}; known: {', '.join(PROFILES)}")
+    args = [_helm(), *verb, release, str(chart), "--namespace", namespace]
+    for f in files:
+        args += ["-f", str(chart / f)]
+    return [*args, "-f", str(values_file)]
+
+
+def render(model_uri: str, namespace: str, *, release: str = RELEASE, profile: str | None = None,
+           chart: Path = CHART, **kw: Any) -> list[dict[str, Any]]:
+    """``helm template`` with exactly the values ``deploy`` installs: the objects it would apply."""
+    v = release_values(model_uri, **kw)
+    with tempfile.TemporaryDirectory() as tmp:
+        vf = Path(tmp) / "release-values.yaml"
+        vf.write_text(yaml.safe_dump(v))
+        r = _run(helm_args(["template"], release, namespace, vf, profile, chart), timeout=120)
+    if r.returncode != 0:
+        raise ValueError(f"helm template {chart.name}: {r.stderr.strip()}")
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def build_inference_service(values: Mapping[str, Any] | None = None, *, release: str = RELEASE,
+                            namespace: str | None = None, model_uri: str | None = None, **_: Any) -> dict[str, Any]:
+    """The InferenceService the chart renders for ``values`` (rendered by Helm, not rebuilt here)."""
+    v = dict(values or {})
+    uri = model_uri or (v.get("model") or {}).get("uri") or chart_values()["model"]["uri"]
+    objs = render(uri, namespace or "default", release=release, values=v)
+    obj = next(o for o in objs if o["kind"] == KIND)
     if namespace:
-        meta["namespace"] = namespace
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": meta, "spec": {"predictor": predictor}}
+        obj["metadata"]["namespace"] = namespace
+    return obj
 
 
-# -- readiness and rollback: pure functions over the objects the API server returns -----------------
+# -- readiness: a pure function over the objects the API server returns -----------------------------
 
 
 @dataclass(frozen=True)
@@ -250,21 +182,6 @@ def readiness(obj: Mapping[str, Any]) -> Readiness:
     return Readiness(True, False, "Ready")
 
 
-def rollback_object(previous: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """What to re-apply to go back: the previous object's spec with server-owned fields removed."""
-    if not previous:
-        return None
-    meta = previous.get("metadata") or {}
-    keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
-    ann = {k: v for k, v in (keep.get("annotations") or {}).items() if k != "kubectl.kubernetes.io/last-applied-configuration"}
-    if ann:
-        keep["annotations"] = ann
-    else:
-        keep.pop("annotations", None)
-    return {"apiVersion": previous.get("apiVersion", f"{GROUP}/{VERSION}"), "kind": KIND, "metadata": keep,
-            "spec": copy.deepcopy(previous["spec"])}
-
-
 @dataclass
 class WaitResult:
     ready: bool
@@ -295,7 +212,7 @@ def wait_ready(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: f
 
 
 class Cluster:
-    """Server-side apply and reads of InferenceServices through the dynamic client."""
+    """Reads of InferenceServices (Helm does the writing)."""
 
     def __init__(self, api_client: Any = None):
         from kubernetes import client, config
@@ -317,60 +234,68 @@ class Cluster:
         except NotFoundError:
             return None
 
-    def apply(self, obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
-        return self.resource.server_side_apply(
-            body=dict(obj), namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
-        ).to_dict()
-
 
 def deploy(
     model_uri: str,
     namespace: str,
     *,
     values: Mapping[str, Any] | None = None,
-    release: str = CHART_NAME,
+    release: str = RELEASE,
+    profile: str | None = None,
+    image: str | None = None,
     tracking_uri: str | None = None,
     canary_percent: int | None = None,
-    timeout_s: float = 900.0,
+    timeout_s: float = 1800.0,
     poll_s: float = 10.0,
     apply: bool = True,
     out_dir: Path | None = None,
     cluster: Cluster | None = None,
+    chart: Path = CHART,
 ) -> dict[str, Any]:
-    """Create or update the InferenceService for ``model_uri``; wait for Ready; roll back on failure."""
-    overrides = merge_values(values or {}, {})
-    if tracking_uri:
-        overrides = merge_values({"mlflow": {"trackingUri": tracking_uri}}, overrides)
-    if canary_percent is not None:
-        if not 0 <= canary_percent <= 100:
-            raise ValueError(f"canary_percent must be in 0..100, got {canary_percent}")
-        overrides = merge_values({"canaryTrafficPercent": canary_percent, "deploymentMode": "Serverless"}, overrides)
-    obj = build_inference_service(overrides, release=release, namespace=namespace, model_uri=model_uri)
-    name = obj["metadata"]["name"]
-    result: dict[str, Any] = {"name": name, "namespace": namespace, "model_uri": model_uri, "applied": False}
+    """``helm upgrade --install`` the chart for ``model_uri``; wait for Ready; ``helm rollback`` on failure."""
+    v = release_values(model_uri, values=values, image=image, tracking_uri=tracking_uri, canary_percent=canary_percent)
+    objs = render(model_uri, namespace, release=release, profile=profile, chart=chart, values=values, image=image,
+                  tracking_uri=tracking_uri, canary_percent=canary_percent)
+    isvc = next(o for o in objs if o["kind"] == KIND)
+    isvc["metadata"]["namespace"] = namespace
+    name = isvc["metadata"]["name"]
+    result: dict[str, Any] = {"name": name, "namespace": namespace, "release": release, "model_uri": model_uri,
+                              "profile": profile or "default", "applied": False}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "inferenceservice.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
-        result["manifest"] = str(path)
+        (out_dir / "inferenceservice.yaml").write_text(yaml.safe_dump(isvc, sort_keys=False))
+        (out_dir / "rendered.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
+        (out_dir / "release-values.yaml").write_text(yaml.safe_dump(v, sort_keys=False))
+        result["manifest"] = str(out_dir / "inferenceservice.yaml")
     if not apply:
         return result
 
     cluster = cluster or Cluster()
-    previous = cluster.get(name, namespace)
-    applied = cluster.apply(obj, namespace)
-    result.update(applied=True, generation=(applied.get("metadata") or {}).get("generation"), created=previous is None)
+    had_release = _run([_helm(), "status", release, "--namespace", namespace, "-o", "json"], timeout=60).returncode == 0
+    with tempfile.TemporaryDirectory() as tmp:
+        vf = Path(tmp) / "release-values.yaml"
+        vf.write_text(yaml.safe_dump(v))
+        up = _run(helm_args(["upgrade", "--install"], release, namespace, vf, profile, chart) + ["--history-max", "20"])
+    if up.returncode != 0:
+        raise DeployError(f"helm upgrade --install {release} failed: {up.stderr.strip()}", result)
+    result.update(applied=True, created=not had_release)
     waited = wait_ready(lambda: cluster.get(name, namespace) or {}, timeout_s, poll_s)
     result.update(ready=waited.ready, reason=waited.reason, wait_s=round(waited.seconds, 1), observed=waited.observed)
     if waited.ready:
         return result
-    back = rollback_object(previous)
-    if back is None:
+    if not had_release:
         result["rolled_back"] = False
         raise DeployError(f"{namespace}/{name} did not become ready ({waited.reason}); there was no previous "
-                          "revision to roll back to, so it is left as is for inspection", result)
-    cluster.apply(back, namespace)
-    again = wait_ready(lambda: cluster.get(name, namespace) or {}, timeout_s, poll_s)
-    result.update(rolled_back=True, rollback_ready=again.ready, rollback_reason=again.reason)
-    raise DeployError(f"{namespace}/{name} did not become ready ({waited.reason}); rolled back to the previous spec "
-                      f"({'ready' if again.ready else 'NOT ready: ' + again.reason})", result)
+                          "release to roll back to, so it is left as is for inspection", result)
+    back = _run([_helm(), "rollback", release, "0", "--namespace", namespace, "--wait=false"])  # 0 = the previous revision
+    result["rolled_back"] = back.returncode == 0
+    again = wait_ready(lambda: cluster.get(name, namespace) or {}, timeout_s, poll_s) if back.returncode == 0 else None
+    result.update(rollback_ready=bool(again and again.ready), rollback_reason=again.reason if again else back.stderr.strip())
+    raise DeployError(f"{namespace}/{name} did not become ready ({waited.reason}); helm rollback to the previous "
+                      f"revision: {'ready' if again and again.ready else 'NOT ready: ' + result['rollback_reason']}",
+                      result)
+
+
+__all__ = ["CHART", "Cluster", "DeployError", "PROFILES", "RELEASE", "Readiness", "WaitResult", "build_inference_service",
+           "chart_values", "deploy", "merge_values", "readiness", "release_values", "render", "split_image",
+           "wait_ready"]
