@@ -30,6 +30,10 @@ class Example(BaseModel):
     with per-response labels (e.g. single-response ratings) fill ``labels``.
     ``meta`` keeps source-specific tags that a benchmark's own scoring needs
     (RM-Bench styles, JudgeBench pair ids and order, RMB scenario, ...).
+
+    A response may be empty or whitespace: benchmarks hold such answers (the
+    full RMB release has two) and a judge should rank them last, so they are
+    items to judge, not broken records.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,14 +47,6 @@ class Example(BaseModel):
     ranking: list[int] | None = None
     labels: list[float] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("responses")
-    @classmethod
-    def _no_empty_response(cls, v: list[str]) -> list[str]:
-        for i, r in enumerate(v):
-            if not r.strip():
-                raise ValueError(f"response {i} is empty")
-        return v
 
     @field_validator("messages")
     @classmethod

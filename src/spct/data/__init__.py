@@ -6,8 +6,10 @@ from spct.data.errors import DataError, Skipped
 from spct.data.hh_rlhf import load_hh_rlhf
 from spct.data.judgebench import load_judgebench
 from spct.data.load import FORMATS, detect_format, load, load_builtin
+from spct.data.ppe import load_ppe_correctness, load_ppe_preference
 from spct.data.preference import load_preference, load_spct
 from spct.data.records import LoadResult
+from spct.data.rewardbench import load_rewardbench, load_rewardbench2
 from spct.data.rm_bench import load_rm_bench
 from spct.data.rmb import load_rmb
 from spct.data.synthetic import correct_answer, generate_verifiable
@@ -27,7 +29,11 @@ __all__ = [
     "load_builtin",
     "load_hh_rlhf",
     "load_judgebench",
+    "load_ppe_correctness",
+    "load_ppe_preference",
     "load_preference",
+    "load_rewardbench",
+    "load_rewardbench2",
     "load_rm_bench",
     "load_rmb",
     "load_spct",

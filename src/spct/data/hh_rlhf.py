@@ -40,12 +40,9 @@ def split_pair(chosen: str, rejected: str) -> tuple[list[Message], str, str]:
     messages = split_turns(chosen[:cut])
     if messages[-1].role != "user":
         raise DataError("the shared dialogue does not end with a Human turn", field="chosen")
-    replies = []
-    for name, whole in (("chosen", chosen), ("rejected", rejected)):
-        reply = whole[cut + len(ASSISTANT):].strip()
-        if not reply:
-            raise DataError("the final Assistant reply is empty", field=name)
-        replies.append(reply)
+    # A final reply may be empty (the harmless-base test split has 4 such chosen replies: saying
+    # nothing was preferred); it is an item to judge, not a broken record.
+    replies = [whole[cut + len(ASSISTANT):].strip() for whole in (chosen, rejected)]
     return messages, replies[0], replies[1]
 
 

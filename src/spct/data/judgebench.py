@@ -1,8 +1,10 @@
 """JudgeBench (ScalerLab/JudgeBench): hard pairs labelled ``A>B`` or ``B>A``.
 
-The official protocol judges each pair in both orders, so every pair becomes two
-examples, ``{pair_id}:AB`` and ``{pair_id}:BA``; scoring joins them by
-``meta['pair_id']``.
+One example per pair, the responses in file order (A, B). The official protocol
+judges both orders (utils/metrics.py ``compute_final_metrics`` with
+reverse_order); the evaluation harness supplies them by judging every rotation,
+and the scorer joins a pair's judgments by their unit, ``meta['group']`` =
+``judgebench/{pair_id}``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ LABELS = ("A>B", "B>A")
 
 
 def category_of(source: str) -> str:
-    """JudgeBench's four categories from the per-pair ``source`` field."""
+    """JudgeBench's four categories from the per-pair ``source`` field (run_judge.py's prefixes)."""
     s = source.lower()
     if s.startswith("mmlu-pro"):
         return "knowledge"
@@ -35,32 +37,26 @@ def _pair(raw: Raw) -> list[Example]:
     rec = raw.value
     pair_id = text(rec, "pair_id")
     question = text(rec, "question")
-    a = text(rec, "response_A")
-    b = text(rec, "response_B")
+    a = text(rec, "response_A", allow_empty=True)
+    b = text(rec, "response_B", allow_empty=True)
     label = text(rec, "label")
     if label not in LABELS:
         raise DataError(f"expected 'A>B' or 'B>A', got {label!r}", field="label")
     source = text(rec, "source")
-    a_wins = label == "A>B"
-    base = {
-        "pair_id": pair_id,
-        "group": f"{SOURCE}/{pair_id}",
-        "label": label,
-        "judgebench_source": source,
-        "original_id": rec.get("original_id"),
-        "response_model": rec.get("response_model"),
-    }
-    msgs = [user(question)]
-    cat = category_of(source)
+    best = 0 if label == "A>B" else 1
     return [
         Example(
-            id=f"{pair_id}:AB", source=SOURCE, category=cat, messages=msgs, responses=[a, b],
-            best=0 if a_wins else 1, ranking=[0, 1] if a_wins else [1, 0], meta={**base, "order": "AB"},
-        ),
-        Example(
-            id=f"{pair_id}:BA", source=SOURCE, category=cat, messages=msgs, responses=[b, a],
-            best=1 if a_wins else 0, ranking=[1, 0] if a_wins else [0, 1], meta={**base, "order": "BA"},
-        ),
+            id=f"{SOURCE}/{pair_id}", source=SOURCE, category=category_of(source), messages=[user(question)],
+            responses=[a, b], best=best, ranking=[best, 1 - best],
+            meta={
+                "pair_id": pair_id,
+                "group": f"{SOURCE}/{pair_id}",
+                "label": label,
+                "judgebench_source": source,
+                "original_id": rec.get("original_id"),
+                "response_model": rec.get("response_model"),
+            },
+        )
     ]
 
 
@@ -69,7 +65,7 @@ def convert_judgebench(raws, sink: Sink) -> list[Example]:
 
 
 def load_judgebench(path: str | Path, skip_bad: bool = False) -> LoadResult:
-    """Both orders of every pair in a JudgeBench JSONL file or folder."""
+    """One example per pair (responses A, B in file order) from a JudgeBench JSONL file or folder."""
     sink = Sink(skip_bad)
     out: list[Example] = []
     for f in data_files(path):

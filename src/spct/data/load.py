@@ -10,8 +10,10 @@ from urllib.parse import parse_qs
 from spct.data.errors import DataError
 from spct.data.hh_rlhf import convert_hh_rlhf
 from spct.data.judgebench import convert_judgebench
+from spct.data.ppe import convert_ppe_correctness, convert_ppe_preference
 from spct.data.preference import convert_preference, convert_spct
 from spct.data.records import LoadResult, Raw, Sink, data_files, is_hf_dir, read_records
+from spct.data.rewardbench import REWARDBENCH_COUNTS, convert_rewardbench, convert_rewardbench2
 from spct.data.rm_bench import convert_rm_bench
 from spct.data.rmb import convert_rmb
 from spct.data.synthetic import DEFAULT_ITEMS, generate_verifiable
@@ -19,11 +21,16 @@ from spct.types import Example
 
 Converter = Callable[[Iterable[Raw], Sink], list[Example]]
 
-# Checked in this order: the specific formats first, generic preference last.
+# Checked in this order: the specific formats first, generic preference last (RewardBench 2
+# before RM-Bench: both carry prompt, id and lists of chosen/rejected; only RB2 has num_correct).
 FORMATS: dict[str, Converter] = {
+    "rewardbench-2": convert_rewardbench2,
     "rm-bench": convert_rm_bench,
     "judgebench": convert_judgebench,
     "rmb": convert_rmb,
+    "rewardbench": convert_rewardbench,
+    "ppe-preference": convert_ppe_preference,
+    "ppe-correctness": convert_ppe_correctness,
     "hh-rlhf": convert_hh_rlhf,
     "spct": convert_spct,
     "preference": convert_preference,
@@ -33,6 +40,19 @@ BUILTINS = ("verifiable",)
 
 def _looks_like(fmt: str, rec: dict[str, Any]) -> bool:
     keys = rec.keys()
+    if fmt == "rewardbench-2":
+        return {"prompt", "chosen", "rejected", "num_correct"} <= keys and isinstance(rec["chosen"], list)
+    if fmt == "rewardbench":
+        # The HF filtered split: string chosen/rejected plus subset; chosen_model or a known subset name
+        # tells it from a generic preference file that happens to have a subset column.
+        return (
+            {"prompt", "chosen", "rejected", "subset"} <= keys and isinstance(rec["chosen"], str)
+            and ("chosen_model" in keys or rec["subset"] in REWARDBENCH_COUNTS)
+        )  # fmt: skip
+    if fmt == "ppe-preference":
+        return {"prompt", "response_1", "response_2", "winner"} <= keys
+    if fmt == "ppe-correctness":
+        return {"prompt", "response_1", "response_2", "scores"} <= keys and isinstance(rec["scores"], list)
     if fmt == "rm-bench":
         return {"prompt", "chosen", "rejected"} <= keys and isinstance(rec["chosen"], list) and all(isinstance(x, str) for x in rec["chosen"]) and "id" in keys
     if fmt == "judgebench":

@@ -51,9 +51,7 @@ def _completion(value: Any, field: str) -> str:
         reply = "\n\n".join(m.content for m in msgs)
     else:
         raise DataError(f"expected a string or a list of messages, got {type(value).__name__}", field=field)
-    if not reply.strip():
-        raise DataError("is empty", field=field)
-    return reply
+    return reply  # may be empty: an empty answer is an item to judge, not a broken record
 
 
 def _implicit(chosen: Any, rejected: Any) -> tuple[list[Message], str, str]:

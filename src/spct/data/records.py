@@ -229,26 +229,39 @@ def require(rec: dict[str, Any], key: str) -> Any:
     return rec[key]
 
 
-def text(rec: dict[str, Any], key: str, *, where: str | None = None) -> str:
-    """A non-empty string field."""
+def text(rec: dict[str, Any], key: str, *, where: str | None = None, allow_empty: bool = False) -> str:
+    """A string field, non-empty unless ``allow_empty``.
+
+    Responses pass ``allow_empty``: an empty answer is a legitimate item a judge should rank
+    last (the full RMB release has two), not structural damage. Prompts, ids and labels may
+    not be empty.
+    """
     v = require(rec, key)
     name = where or key
     if not isinstance(v, str):
         raise DataError(f"expected a string, got {type(v).__name__}", field=name)
-    if not v.strip():
+    if not allow_empty and not v.strip():
         raise DataError("is empty", field=name)
     return v
 
 
-def text_list(rec: dict[str, Any], key: str, n: int | None = None) -> list[str]:
+def text_list(
+    rec: dict[str, Any], key: str, n: int | None = None, *, allow_empty: bool = False, min_len: int = 1
+) -> list[str]:
+    """A list of strings (exactly ``n`` when given, else at least ``min_len``)."""
     v = require(rec, key)
-    want = f"a list of {n} strings" if n else "a list of strings"
-    if not isinstance(v, list) or (n is not None and len(v) != n) or not all(isinstance(x, str) for x in v):
+    want = f"a list of {n} strings" if n else ("a list of strings" if min_len <= 1 else f"a list of at least {min_len} strings")
+    bad_len = (n is not None and len(v) != n) or (n is None and len(v) < min_len) if isinstance(v, list) else True
+    if not isinstance(v, list) or bad_len or not all(isinstance(x, str) for x in v):
         got = f"a list of {len(v)}" if isinstance(v, list) else type(v).__name__
+        if isinstance(v, list) and not bad_len:
+            bad = next(i for i, x in enumerate(v) if not isinstance(x, str))
+            got = f"item {bad} of type {type(v[bad]).__name__}"
         raise DataError(f"expected {want}, got {got}", field=key)
-    for i, x in enumerate(v):
-        if not x.strip():
-            raise DataError(f"item {i} is empty", field=key)
+    if not allow_empty:
+        for i, x in enumerate(v):
+            if not x.strip():
+                raise DataError(f"item {i} is empty", field=key)
     return v
 
 

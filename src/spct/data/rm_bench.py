@@ -49,8 +49,8 @@ def domain_of(file_stem: str, subset: str) -> tuple[str, str]:
 def _pairs(raw: Raw) -> list[Example]:
     rec = raw.value
     prompt = text(rec, "prompt")
-    chosen = text_list(rec, "chosen", 3)
-    rejected = text_list(rec, "rejected", 3)
+    chosen = text_list(rec, "chosen", 3, allow_empty=True)
+    rejected = text_list(rec, "rejected", 3, allow_empty=True)
     prompt_id = require(rec, "id")
     subset = str(rec.get("subset", ""))
     domain, sub = domain_of(Path(raw.path).name.split(".")[0], subset)

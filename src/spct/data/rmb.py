@@ -41,7 +41,8 @@ def _conversation(rec: dict[str, Any]) -> list[Message]:
 def _answer(value: Any, field: str) -> tuple[str, str | None]:
     if not isinstance(value, dict):
         raise DataError("expected an object {llm_name, answer}", field=field)
-    return text(value, "answer", where=f"{field}.answer"), value.get("llm_name")
+    # An empty answer is an item to judge (the full release has two), not a broken record.
+    return text(value, "answer", where=f"{field}.answer", allow_empty=True), value.get("llm_name")
 
 
 def _category(rec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
