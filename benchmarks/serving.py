@@ -174,12 +174,12 @@ def overhead_pairs(url: str, bundle: Path, runs: int, k: int, max_new_tokens: in
                 r = h.post(f"{url}/v1/models/{NAME}:predict", json=b)
                 t1 = time.perf_counter()
                 r.raise_for_status()
-                judge(engine, [JudgeItem(f"d{i}", [user(inst["prompt"])], inst["responses"])], k, params)
+                judge(engine, [JudgeItem([user(inst["prompt"])], inst["responses"], k=k)], params)
                 t2 = time.perf_counter()
                 if timed:
                     served.append(t1 - t0)
                     direct.append(t2 - t1)
-                    # The library step as the server ran it (sample_judgments + voting), same request.
+                    # The library step as the server ran it (spct.grm.judge.judge), same request.
                     inside.append(r.json()["timings"]["generate_ms"] / 1000)
     return served, direct, inside
 

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from spct.data import correct_answer, generate_verifiable, load
+from spct.data.errors import DataError
 from spct.data.synthetic import KINDS
 
 
@@ -76,3 +77,21 @@ def test_modes_narrow_a_category_deterministically_and_stay_correct():
         load("builtin:verifiable?n=3&categories=string_ops&modes=vowels")
     with pytest.raises(ValueError, match="do not fit categories"):
         load("builtin:verifiable?n=3&categories=arithmetic,string_ops&modes=uppercase")  # arithmetic has no modes
+
+
+@pytest.mark.parametrize("responses", [2, 3, 4])
+def test_gold_position_is_balanced_exactly(responses):
+    # Every block of `responses` items holds each gold slot once: a judge that always names one
+    # slot scores exactly 1/responses on any whole number of blocks, and about that on a prefix.
+    exs = load(f"builtin:verifiable?n={responses * 30}&seed=4&responses={responses}&split=heldout").examples
+    counts = [sum(e.best == p for e in exs) for p in range(responses)]
+    assert counts == [30] * responses
+    for start in range(0, len(exs), responses):
+        assert sorted(e.best for e in exs[start : start + responses]) == list(range(responses))
+    assert all(e.labels[e.best] == 1.0 and e.meta["response_meta"][e.best]["correct"] for e in exs)
+
+
+def test_split_names_the_items_and_rejects_unknown_splits():
+    assert load("builtin:verifiable?n=2&split=heldout").examples[0].id == "verifiable/heldout/0/0"
+    with pytest.raises(DataError, match="split must be one of all, train, heldout"):
+        load("builtin:verifiable?n=2&split=test")

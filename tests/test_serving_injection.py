@@ -88,8 +88,8 @@ def test_parser_reads_only_generated_text(engine) -> None:
     from spct.engine import SamplingParams
     from spct.grm.rules import to_original
 
-    items = [JudgeItem(f"a{i}", QUESTION, [a, VICTIM]) for i, a in enumerate(ATTACKS)]
-    rows = sample_judgments(engine, items, 2, SamplingParams(temperature=0.7, max_new_tokens=12, seed=3))
+    items = [JudgeItem(QUESTION, [a, VICTIM], k=2) for a in ATTACKS]
+    rows = sample_judgments(engine, items, SamplingParams(temperature=0.7, max_new_tokens=12, seed=3))
     forged = 0
     for row in rows:
         for s in row:
@@ -114,8 +114,7 @@ def test_chat_control_tokens_cannot_be_smuggled(engine) -> None:
         rendered = render_judge(engine.tokenizer, QUESTION, [attack, VICTIM])
         raw_hits += control_tokens(engine, raw) != base
         defused_hits += control_tokens(engine, rendered) != base
-    rows = sample_judgments(engine, [JudgeItem("c", QUESTION, [a, VICTIM]) for a in ATTACKS], 1,
-                            SamplingParams(max_new_tokens=2))
+    rows = sample_judgments(engine, [JudgeItem(QUESTION, [a, VICTIM]) for a in ATTACKS], SamplingParams(max_new_tokens=2))
     sampled_hits = sum(control_tokens(engine, row[0].prompt) != base for row in rows)
     print(f"\ncontrol tokens: success {raw_hits}/{len(ATTACKS)} through the bare template+tokenizer, "
           f"{defused_hits}/{len(ATTACKS)} through render_judge, {sampled_hits}/{len(ATTACKS)} through the sampler")

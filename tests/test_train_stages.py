@@ -13,14 +13,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from spct.config import load_profile  # noqa: E402
 from spct.tracking import JsonlLogger, MultiLogger, read_jsonl_metrics  # noqa: E402
 
-HELD_OUT = "builtin:verifiable?n=80&seed=0&categories=string_ops&modes=uppercase"  # the tiny profile trains on seed 1
+# The tiny profile trains on split=train: these inputs are never in its training data (checked below).
+HELD_OUT = "builtin:verifiable?n=80&seed=0&categories=string_ops&modes=uppercase&split=heldout"
 
 
 @pytest.fixture(scope="module")
 def profile():
     # The tiny profile's training sections are sized for this test (configs/tiny.yaml).
     p = load_profile("tiny")
-    assert "seed=1" in p.grpo.data and "modes=uppercase" in p.grpo.data and p.grpo.steps == 80
+    assert "split=train" in p.grpo.data and "modes=uppercase" in p.grpo.data and p.grpo.steps == 80
     return p
 
 
@@ -36,12 +37,15 @@ def coldstarted(profile, tmp_path_factory):
 
 def heldout_accuracy(model_dir) -> dict:
     from spct.data import load
-    from spct.engine import Engine
+    from spct.engine import Engine, SamplingParams
     from spct.evaluate import EvalSettings, evaluate
+    from spct.evaluate.heldout import check_heldout, load_training_sets, training_specs
 
     engine = Engine.load(str(model_dir), device="cpu")
-    settings = EvalSettings(ks=[4], greedy=True, max_new_tokens=128, token_budget=65536, seed=0)
-    report = evaluate(engine, {"heldout": load(HELD_OUT).examples}, settings, progress=False)
+    heldout = {"heldout": load(HELD_OUT).examples}
+    check_heldout(heldout, load_training_sets(training_specs(load_profile("tiny"))))
+    settings = EvalSettings(ks=[4], greedy=True, sampling=SamplingParams(max_new_tokens=128, token_budget=65536, seed=0))
+    report = evaluate(engine, heldout, settings, progress=False)
     return report["datasets"]["heldout"]
 
 

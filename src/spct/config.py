@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spct.engine.sampler import SamplingParams
 from spct.train.config import ColdStartConfig, GRPOConfig, LoraSection, MetaRMConfig, RFTConfig, TrainConfig
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -33,16 +34,35 @@ class ModelConfig(_Section):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
 
 
+_DEFAULT = SamplingParams()  # the one place sampling defaults are declared (spct.engine.sampler)
+
+
 class SamplingConfig(_Section):
-    temperature: float = Field(0.5, ge=0.0, description="the paper samples critiques at 0.5; 0 = greedy")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1)
-    token_budget: int = Field(8192, ge=64, description="padded tokens (prompt + new) per generate() micro-batch")
-    seed: int = 0
+    temperature: float = Field(_DEFAULT.temperature, ge=0.0, description="the paper samples critiques at 0.5; 0 = greedy")
+    top_p: float = Field(_DEFAULT.top_p, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(_DEFAULT.max_new_tokens, ge=1)
+    token_budget: int = Field(_DEFAULT.token_budget, ge=64, description="padded tokens (prompt + new) per generate() micro-batch")
+    seed: int = _DEFAULT.seed
+
+    def params(self, section: Any = None, *, seed_offset: int = 0, min_new_tokens: int = 0, **overrides: Any) -> SamplingParams:
+        """The :class:`SamplingParams` every caller builds from a profile: these settings, a training
+        stage section's temperature/max_new_tokens/token_budget on top, then explicit ``overrides``
+        (``temperature=0`` for greedy); ``seed_offset`` moves the seed (a new draw per GRPO step)."""
+        temperature, max_new, budget = self.temperature, self.max_new_tokens, self.token_budget
+        if section is not None:
+            temperature = temperature if section.temperature is None else section.temperature
+            max_new = section.max_new_tokens or max_new
+            budget = section.token_budget or budget
+        fields: dict[str, Any] = {
+            "temperature": temperature, "top_p": self.top_p, "max_new_tokens": max_new,
+            "seed": self.seed + seed_offset, "token_budget": budget, **overrides,
+        }  # fmt: skip
+        fields["min_new_tokens"] = min(fields.get("min_new_tokens", min_new_tokens), fields["max_new_tokens"])
+        return SamplingParams(**fields)
 
 
 class EvalConfig(_Section):
-    data: list[str] = Field(default_factory=lambda: ["builtin:verifiable"], description="paths or builtin:NAME")
+    data: list[str] = Field(default_factory=lambda: ["builtin:verifiable?split=heldout"], description="paths or builtin:NAME")
     ks: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
     greedy: bool = True
     limit: int | None = Field(None, ge=1, description="items per dataset (None = all)")

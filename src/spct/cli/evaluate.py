@@ -54,18 +54,32 @@ def print_table(table: Table) -> None:
     (console if console.is_terminal else Console(width=200)).print(table)
 
 
-def _results_table(report: dict[str, Any]) -> Table:
-    from spct.evaluate.report import columns
+def results_table(report: dict[str, Any], title: str | None = None) -> Table:
+    """One row per dataset and column: the official accuracy with its interval, the paper's
+    tie-break, and the position-only baselines on the same items (report.md has the same rows)."""
+    from spct.evaluate.report import ROW_HEADER, columns, result_row
 
     cols = columns(report)
-    t = Table(title=f"spct eval: {report['model']} (accuracy %)")
-    for c in ["dataset", "benchmark", *cols, "parse", "n", "tokens", "s"]:
-        t.add_column(c, justify="left" if c in ("dataset", "benchmark") else "right", no_wrap=True)
+    t = Table(title=title or f"spct eval: {report['model']} (accuracy %, official rules)")
+    for c in ["dataset", "column", *ROW_HEADER, "parse"]:
+        t.add_column(c, justify="left" if c in ("dataset", "column") else "right", no_wrap=True)
     for name, e in report["datasets"].items():
-        cells = [f"{100 * e[c]:.1f}" if c in e else "" for c in cols]
-        t.add_row(name, e["benchmark"], *cells, f"{100 * e['parse_rate']:.0f}%", str(e["n"]),
-                  f"{e['mean_generated_tokens']:.0f}", f"{e['seconds']:.1f}")  # fmt: skip
+        for c in cols:
+            if c in e.get("results", {}):
+                parse = e.get("greedy_parse_rate") if c == "greedy" else e.get("parse_rate")
+                t.add_row(name, c, *result_row(e["results"][c]), "" if parse is None else f"{100 * parse:.0f}%")
     return t
+
+
+def print_results(report: dict[str, Any], title: str | None = None) -> None:
+    """The table, then per dataset how greedy verdicts depend on the order and whether items are held out."""
+    from spct.evaluate.report import greedy_notes, heldout_note
+
+    print_table(results_table(report, title))
+    for name, e in report["datasets"].items():
+        if "greedy" in e.get("results", {}):
+            console.print(f"{name}: {greedy_notes(e['results']['greedy'])}", highlight=False, soft_wrap=True)
+        console.print(f"{name}: held out from training: {heldout_note(e)}", highlight=False, soft_wrap=True)
 
 
 @app.command("eval")
@@ -82,11 +96,17 @@ def eval_command(
     temperature: float | None = typer.Option(None, "--temperature", min=0.0),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
     seed: int | None = typer.Option(None, "--seed"),
-    k_meta: int | None = typer.Option(None, "--k-meta", min=1, help="MetaRM@k keeps this many (needs a meta RM)."),
+    meta_rm: Path | None = typer.Option(None, "--meta-rm", help="A trained meta RM folder (spct metarm's model/): adds MetaRM@k columns."),
+    k_meta: int | None = typer.Option(None, "--k-meta", min=1, help="MetaRM@k keeps this many of k (default k/2; needs --meta-rm)."),
+    train_data: list[str] | None = typer.Option(None, "--train-data", help="Training data to check the evaluation items against (default: the profile's training sections' data); repeatable."),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Evaluate even if items are shared with the training data (the report says so)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Profile override key.sub=value; repeatable."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Evaluate a GRM: greedy and Voting@k accuracy on each dataset, scored by the benchmark's own rule."""
+    """Evaluate a GRM: greedy in every order, Voting@k and MetaRM@k on each dataset, scored by the
+    benchmark's official rule, beside position-only baselines and 95% intervals."""
+    from dataclasses import replace
+
     from spct.config import ConfigError, load_profile
     from spct.evaluate.harness import EvalSettings
 
@@ -102,21 +122,30 @@ def eval_command(
             settings.limit = limit
         if no_greedy:
             settings.greedy = False
-        if temperature is not None:
-            settings.temperature = temperature
-        if max_new_tokens is not None:
-            settings.max_new_tokens = max_new_tokens
-        if seed is not None:
-            settings.seed = seed
+        sampling = {"temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
+        settings.sampling = replace(settings.sampling, **{key: v for key, v in sampling.items() if v is not None})
         if k_meta is not None:
             settings.k_meta = k_meta
         settings.__post_init__()
     except (ConfigError, ValueError) as e:
         _fail(str(e))
-    if prof.eval.meta_rm:
-        _fail(f"profile {profile!r} sets eval.meta_rm, but spct has no meta RM loader yet; unset it")
+    meta_path = meta_rm or (Path(prof.eval.meta_rm) if prof.eval.meta_rm else None)
+    if k_meta is not None and meta_path is None:
+        _fail("--k-meta needs a meta RM: pass --meta-rm PATH (or set eval.meta_rm in the profile)")
 
     datasets, info = _load_datasets(data or prof.eval.data, fmt, skip_bad)
+    from spct.evaluate.harness import take
+
+    datasets = {name: take(exs, settings.limit) for name, exs in datasets.items()}  # check what is evaluated
+    _check_heldout(datasets, info, train_data or None, prof, allow_overlap)
+    meta = None
+    if meta_path is not None:
+        from spct.grm.meta import MetaRMError, load_meta_rm
+
+        try:
+            meta = load_meta_rm(meta_path, device="cpu" if prof.model.device == "auto" else prof.model.device)
+        except (MetaRMError, OSError) as e:
+            _fail(f"--meta-rm: {e}")
 
     from spct.engine import Engine, ModelNotAvailable
     from spct.evaluate.harness import evaluate
@@ -125,10 +154,27 @@ def eval_command(
         engine = Engine.load(prof.model.spec, dtype=prof.model.dtype, device=prof.model.device)
     except (ModelNotAvailable, OSError, ValueError) as e:
         _fail(f"cannot load model {prof.model.spec!r}: {e}")
-    report = evaluate(engine, datasets, settings, out_dir=out, progress=progress, model=prof.model.spec, data_info=info)
-    # Piped output (make, CI logs) would be squeezed to 80 columns, truncating every header.
-    print_table(_results_table(report))
+    report = evaluate(engine, datasets, settings, meta_rm=meta, out_dir=out, progress=progress, model=prof.model.spec, data_info=info)
+    print_results(report)
     console.print(f"report: {out / 'report.md'}")
+
+
+def _check_heldout(
+    datasets: dict[str, list[Any]], info: dict[str, dict[str, Any]], specs: list[str] | None, prof: Any, allow: bool
+) -> None:
+    """Refuse (one line naming the items) to evaluate items the model was trained on."""
+    from spct.evaluate.heldout import OverlapError, check_heldout, load_training_sets, training_specs
+
+    try:
+        train = load_training_sets(specs if specs is not None else training_specs(prof))
+        checked = check_heldout(datasets, train, allow=allow)
+    except (OverlapError, ValueError) as e:
+        _fail(str(e))
+    for name, h in checked.items():
+        info[name]["heldout"] = h
+        if h["overlapping"]:
+            console.print(f"[yellow]warning:[/yellow] {name}: {len(h['overlapping'])} items are also training items "
+                          "(--allow-overlap): its figures are not held-out figures", highlight=False)  # fmt: skip
 
 
 def _load_datasets(
@@ -172,23 +218,19 @@ def judge_command(
         prof = load_profile(profile, [f"model.spec={model}"] if model else [])
     except ConfigError as e:
         _fail(str(e))
-    from spct.engine import Engine, ModelNotAvailable, SamplingParams
+    from spct.engine import Engine, ModelNotAvailable
     from spct.grm.judge import JudgeItem, judge
     from spct.grm.parse import Judgment
     from spct.types import user
 
-    s = prof.sampling
-    params = SamplingParams(
-        temperature=s.temperature if temperature is None else temperature, top_p=s.top_p,
-        max_new_tokens=max_new_tokens or s.max_new_tokens, seed=s.seed if seed is None else seed,
-        token_budget=s.token_budget,
-    )  # fmt: skip
+    given = {"temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
+    params = prof.sampling.params(**{key: v for key, v in given.items() if v is not None})
     try:
         engine = Engine.load(prof.model.spec, dtype=prof.model.dtype, device=prof.model.device)
     except (ModelNotAvailable, OSError, ValueError) as e:
         _fail(f"cannot load model {prof.model.spec!r}: {e}")
-    item = JudgeItem("cli", [user(prompt)], list(response))
-    (verdict, samples), = judge(engine, [item], k, params)
+    (judged,) = judge(engine, [JudgeItem([user(prompt)], list(response), k=k)], params)
+    verdict, samples = judged.verdict, judged.samples
 
     rows = []
     for j, smp in enumerate(samples):

@@ -88,9 +88,9 @@ def load_builtin(spec: str) -> LoadResult:
     if name not in BUILTINS:
         raise DataError(f"unknown builtin dataset {name!r} (available: {', '.join(BUILTINS)})", path=spec)
     q = {k: v[-1] for k, v in parse_qs(query, strict_parsing=bool(query)).items()} if query else {}
-    unknown = set(q) - {"n", "seed", "responses", "categories", "modes"}
+    unknown = set(q) - {"n", "seed", "responses", "categories", "modes", "split"}
     if unknown:
-        raise DataError(f"unknown options {sorted(unknown)} (use n, seed, responses, categories, modes)", path=spec)
+        raise DataError(f"unknown options {sorted(unknown)} (use n, seed, responses, categories, modes, split)", path=spec)
     try:
         examples = generate_verifiable(
             int(q.get("n", DEFAULT_ITEMS)),
@@ -98,6 +98,7 @@ def load_builtin(spec: str) -> LoadResult:
             n_responses=int(q.get("responses", 2)),
             categories=q["categories"].split(",") if "categories" in q else None,
             modes=q["modes"].split(",") if "modes" in q else None,
+            split=q.get("split", "all"),
         )
     except ValueError as e:
         raise DataError(str(e), path=spec) from e

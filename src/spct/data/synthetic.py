@@ -10,6 +10,8 @@ critiques: ``kind``, ``answer``, ``params`` (the question's inputs) and
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,12 @@ KINDS = ("arithmetic", "unit_conversion", "sorting", "counting", "string_ops")
 MODES = {"counting": ("letter", "vowels", "words"), "string_ops": ("reverse", "uppercase", "acronym")}
 MAX_RESPONSES = 4
 DEFAULT_ITEMS = 200
+# ``split=`` partitions the question space by a hash of the question's inputs (its kind and
+# parameters, not its wording, so "What is 3 + 4?" and "Compute 3 + 4." fall together): inputs
+# are held out iff the hash lands in the last HELDOUT_SHARE of the range. Training specs ask for
+# ``train``, evaluation specs for ``heldout``, so no seed or sample size puts one input in both.
+SPLITS = ("all", "train", "heldout")
+HELDOUT_SHARE = 0.2
 
 _WORDS = (
     "strawberry banana planet river window garden pepper mirror orange silver yellow rabbit "
@@ -210,12 +218,32 @@ def _say(ans: _Answer, rng: random.Random) -> str:
     return rng.choice(["The answer is {a}.", "Answer: {a}", "It is {a}."]).format(a=ans.answer)
 
 
-def _example(i: int, seed: int, kind: str, n_responses: int, modes: frozenset[str] | None = None) -> Example:
+def split_of(kind: str, params: dict) -> str:
+    """``train`` or ``heldout``: a fixed function of an item's kind and inputs."""
+    key = json.dumps([kind, params], sort_keys=True, ensure_ascii=False)
+    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return "heldout" if h >= 1 - HELDOUT_SHARE else "train"
+
+
+def balanced_best(i: int, seed: int, n_responses: int) -> int:
+    """The gold position of item ``i``: every block of ``n_responses`` consecutive items holds each
+    position once (in a seeded order), so a set of whole blocks puts the best in every slot equally
+    often and a judge that always names one slot scores exactly chance."""
+    block = list(range(n_responses))
+    random.Random(f"{SOURCE}:{seed}:best:{i // n_responses}").shuffle(block)
+    return block[i % n_responses]
+
+
+def _example(
+    i: int, seed: int, kind: str, n_responses: int, modes: frozenset[str] | None = None, split: str = "all"
+) -> Example:
     rng = random.Random(f"{SOURCE}:{seed}:{i}")
     while True:
         item = _GENERATORS[kind](rng)
         if modes and item.params.get("mode") not in modes:
             continue  # redrawn from the same stream, so item i stays a function of (seed, i, kind, modes)
+        if split != "all" and split_of(kind, item.params) != split:
+            continue
         seen = {item.correct.answer}
         wrong = []
         for m in item.mistakes:
@@ -225,9 +253,9 @@ def _example(i: int, seed: int, kind: str, n_responses: int, modes: frozenset[st
         if len(wrong) >= n_responses - 1:
             break  # otherwise draw a new question: this one has too few distinct mistakes
     wrong = rng.sample(wrong, n_responses - 1)
-    best = rng.randrange(n_responses)
+    best = balanced_best(i, seed, n_responses)
     answers = wrong[:best] + [item.correct] + wrong[best:]
-    ex_id = f"{SOURCE}/{seed}/{i}"
+    ex_id = f"{SOURCE}/{seed}/{i}" if split == "all" else f"{SOURCE}/{split}/{seed}/{i}"
     return Example(
         id=ex_id,
         source=SOURCE,
@@ -252,12 +280,17 @@ def generate_verifiable(
     n_responses: int = 2,
     categories: Sequence[str] | None = None,
     modes: Sequence[str] | None = None,
+    split: str = "all",
 ) -> list[Example]:
     """``n_items`` verifiable items, categories in turn; item ``i`` depends only on (seed, i, kind).
 
     ``modes`` narrows categories that have sub-kinds (``counting``: letter, vowels, words;
-    ``string_ops``: reverse, uppercase, acronym) to those named.
+    ``string_ops``: reverse, uppercase, acronym) to those named. ``split`` draws only questions
+    of that part of the question space (:func:`split_of`): ``train`` and ``heldout`` never share
+    a question. The gold position is balanced per block of ``n_responses`` items.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     kinds = tuple(categories) if categories else KINDS
     unknown = [k for k in kinds if k not in _GENERATORS]
     if unknown:
@@ -274,7 +307,7 @@ def generate_verifiable(
         raise ValueError(f"n_responses must be between 2 and {MAX_RESPONSES}, got {n_responses}")
     if n_items < 0:
         raise ValueError(f"n_items must be >= 0, got {n_items}")
-    return [_example(i, seed, kinds[i % len(kinds)], n_responses, wanted) for i in range(n_items)]
+    return [_example(i, seed, kinds[i % len(kinds)], n_responses, wanted, split) for i in range(n_items)]
 
 
 def correct_answer(example: Example) -> str:

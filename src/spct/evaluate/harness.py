@@ -1,28 +1,40 @@
-"""Evaluation: greedy, Voting@k and MetaRM@k over datasets, each scored by its benchmark's own rule.
+"""Evaluation: greedy in every order, Voting@k and MetaRM@k, each scored by its benchmark's own
+rule and shown beside position-only baselines and a bootstrap interval.
 
-Voting@k for every k comes from ONE draw of the largest k: sample ``j`` of an
-item is the same whichever k it counts towards, so Voting@k is computed on the
-first k samples and the curve costs only max(ks) generations per item.
+Greedy judges every item in every rotation of its responses (both orders of a pair), so a
+judge that always names one slot scores chance, and reports how often its verdict survives
+a change of order and which presented slot it picks. Sampled evaluation shuffles per sample
+(the paper's protocol). Voting@k for every k comes from ONE draw of the largest k: sample
+``j`` of an item is the same whichever k it counts towards.
+
+Every accuracy column carries: the official-rule headline (``accuracy``), the paper's
+random tie-break (``accuracy_paper``), a 95% bootstrap interval over items, and what
+chance, "always the first slot" and "always the last slot" score on the same items with the
+same presented orders under the same scoring.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spct.evaluate.scoring import Outcome, benchmark_of, score
-from spct.grm.judge import JudgeItem, Sample, Verdict, decide, sample_judgments
+from spct.engine.sampler import SamplingParams
+from spct.evaluate.scoring import Outcome, benchmark_of, headline, score
+from spct.grm.judge import JudgeItem, Sample, Verdict, decide, judge, rotations
 from spct.grm.parse import Judgment
-from spct.grm.rules import MetaRM, default_k_meta
+from spct.grm.rules import MetaRM, default_k_meta, pick_best, sample_rng, to_original, vote
 from spct.types import Example
 
 if TYPE_CHECKING:
     from spct.config import Profile
     from spct.engine import Engine
+
+RULES = ("official", "paper")
 
 
 @dataclass
@@ -31,11 +43,9 @@ class EvalSettings:
     greedy: bool = True
     k_meta: int | None = None  # MetaRM@k keeps this many of k (default k/2)
     limit: int | None = None  # first N items of each dataset (an item = all examples of one meta["group"])
-    seed: int = 0
-    temperature: float = 0.5  # the paper samples critiques at 0.5
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    token_budget: int = 8192
+    sampling: SamplingParams = field(default_factory=SamplingParams)  # the sampled pass; greedy sets temperature 0
+    bootstrap: int = 1000  # resamples of the items for each 95% interval
+    baseline_draws: int = 200  # random judges averaged for the chance baseline
 
     def __post_init__(self) -> None:
         if not self.ks or any(k < 1 for k in self.ks):
@@ -45,36 +55,27 @@ class EvalSettings:
             raise ValueError("k_meta must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be at least 1")
+        if self.bootstrap < 0 or self.baseline_draws < 1:
+            raise ValueError("bootstrap must be >= 0 and baseline_draws >= 1")
 
     @classmethod
     def from_profile(cls, profile: "Profile") -> "EvalSettings":
-        s, e = profile.sampling, profile.eval
-        return cls(
-            ks=list(e.ks), greedy=e.greedy, k_meta=e.k_meta, limit=e.limit, seed=s.seed,
-            temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, token_budget=s.token_budget,
-        )  # fmt: skip
+        e = profile.eval
+        return cls(ks=list(e.ks), greedy=e.greedy, k_meta=e.k_meta, limit=e.limit, sampling=profile.sampling.params())
 
-    def params(self, greedy: bool = False) -> Any:
-        from spct.engine import SamplingParams
-
-        return SamplingParams(
-            temperature=0.0 if greedy else self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens,
-            seed=self.seed,
-            token_budget=self.token_budget,
-        )
+    def params(self, greedy: bool = False) -> SamplingParams:
+        return replace(self.sampling, temperature=0.0) if greedy else self.sampling
 
 
 def take(examples: Sequence[Example], limit: int | None) -> list[Example]:
-    """The first ``limit`` items, keeping whole groups (an RM-Bench prompt's 9 style pairs,
-    a JudgeBench pair's two orders) so a benchmark's own scoring sees complete units."""
+    """The first ``limit`` items, keeping whole groups (an RM-Bench prompt's 9 style pairs)
+    so a benchmark's own scoring sees complete units."""
     if limit is None:
         return list(examples)
     seen: set[str] = set()
     out = []
     for ex in examples:
-        g = str(ex.meta.get("group", ex.id))
+        g = unit_of(ex)
         if g not in seen:
             if len(seen) == limit:
                 break
@@ -83,33 +84,174 @@ def take(examples: Sequence[Example], limit: int | None) -> list[Example]:
     return out
 
 
-def outcomes_for(
+def unit_of(ex: Example) -> str:
+    """The item an example belongs to: the unit the benchmark scores and the bootstrap resamples."""
+    return str(ex.meta.get("group", ex.id))
+
+
+@dataclass(frozen=True)
+class Judgments:
+    """One column's judgments: an outcome per (example, presentation) and the presented orders
+    of the samples each outcome voted over (what the position baselines replay)."""
+
+    outcomes: list[Outcome]
+    perms: list[list[list[int]]]
+
+
+def outcome(ex: Example, v: Verdict) -> Outcome:
+    return Outcome(ex, v.totals, v.used, v.best, unit_of(ex))
+
+
+def voted(
     examples: Sequence[Example],
+    keys: Sequence[str],
     rows: Sequence[Sequence[Sample]],
     k: int,
     *,
     seed: int,
     meta: Sequence[Sequence[float]] | None = None,
     k_meta: int | None = None,
-) -> tuple[list[Outcome], list[Verdict]]:
+) -> Judgments:
     """Vote over the first ``k`` samples of every row (meta-guided when ``meta`` is given)."""
-    outcomes, verdicts = [], []
-    for i, (ex, row) in enumerate(zip(examples, rows)):
+    outs, perms = [], []
+    for i, (ex, key, row) in enumerate(zip(examples, keys, rows)):
         if len(row) < k:
             raise ValueError(f"{ex.id}: {len(row)} samples, cannot vote over {k}")
         ms = meta[i][:k] if meta is not None else None
         km = min(k_meta or default_k_meta(k), k) if meta is not None else None
-        v = decide(ex.id, row[:k], ex.n, seed=seed, meta_scores=ms, k_meta=km)
-        outcomes.append(Outcome(ex, v.totals, v.best, v.tied, v.used))
-        verdicts.append(v)
-    return outcomes, verdicts
+        v = decide(key, row[:k], ex.n, seed=seed, meta_scores=ms, k_meta=km)
+        outs.append(outcome(ex, v))
+        perms.append([row[j].perm for j in v.kept])
+    return Judgments(outs, perms)
+
+
+def per_order(examples: Sequence[Example], keys: Sequence[str], rows: Sequence[Sequence[Sample]], *, seed: int) -> Judgments:
+    """Greedy: one outcome per presented order (every rotation counted)."""
+    outs, perms = [], []
+    for ex, key, row in zip(examples, keys, rows):
+        for s in row:
+            outs.append(outcome(ex, decide(key, [s], ex.n, seed=seed)))
+            perms.append([s.perm])
+    return Judgments(outs, perms)
+
+
+# ---------------------------------------------------------------- baselines and intervals
+
+
+def _position_scores(n: int, slot: int) -> list[int]:
+    return [10 if p == slot else 1 for p in range(n)]
+
+
+def replay(j: Judgments, presented: Any, seed: int) -> list[Outcome]:
+    """The outcomes a judge that scores by presented slot alone would get on the same
+    examples and orders: ``presented(n, j)`` gives the scores of sample ``j`` in presented order."""
+    outs = []
+    for o, perms in zip(j.outcomes, j.perms):
+        n = o.example.n
+        totals = vote([to_original(presented(n, s), perm) for s, perm in enumerate(perms)], n).totals
+        pick = pick_best(totals, sample_rng(seed, o.unit, -2))
+        outs.append(Outcome(o.example, totals, len(perms), pick, o.unit))
+    return outs
+
+
+def baselines(j: Judgments, benchmark: str, *, seed: int, draws: int) -> dict[str, dict[str, float]]:
+    """Chance (random distinct scores, averaged over ``draws``), first slot and last slot, per rule."""
+    first = replay(j, lambda n, s: _position_scores(n, 0), seed)
+    last = replay(j, lambda n, s: _position_scores(n, n - 1), seed)
+    rng = random.Random(f"chance:{seed}")
+    chance = {r: 0.0 for r in RULES}
+    for _ in range(draws):
+        outs = replay(j, lambda n, s: rng.sample(range(1, max(10, n) + 1), n), rng.randrange(2**31))
+        for r in RULES:
+            chance[r] += headline(outs, benchmark, r) / draws
+    return {
+        r: {"chance": chance[r], "first_slot": headline(first, benchmark, r), "last_slot": headline(last, benchmark, r)}
+        for r in RULES
+    }
+
+
+def bootstrap_ci(outcomes: Sequence[Outcome], benchmark: str, rule: str, *, resamples: int, seed: int) -> list[float] | None:
+    """95% percentile interval of the headline, resampling whole items (all of an item's orders
+    together); a unit drawn twice is renamed so the scorer keeps its copies apart."""
+    if resamples == 0 or not outcomes:
+        return None
+    by_unit: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_unit.setdefault(o.unit, []).append(o)
+    rng = random.Random(f"bootstrap:{seed}:{rule}")
+    stats = sorted(headline(resample(by_unit, rng), benchmark, rule) for _ in range(resamples))
+    return [stats[int(0.025 * (len(stats) - 1))], stats[int(round(0.975 * (len(stats) - 1)))]]
+
+
+def resample(by_unit: Mapping[str, Sequence[Outcome]], rng: random.Random) -> list[Outcome]:
+    """As many units as there are, drawn with replacement; the second copy of unit ``u`` is ``u#1``."""
+    seen: dict[str, int] = {}
+    drawn: list[Outcome] = []
+    for u in rng.choices(list(by_unit), k=len(by_unit)):
+        c = seen[u] = seen.get(u, -1) + 1
+        drawn += by_unit[u] if c == 0 else [replace(o, unit=f"{u}#{c}") for o in by_unit[u]]
+    return drawn
+
+
+def column(j: Judgments, benchmark: str, settings: EvalSettings) -> dict[str, Any]:
+    """A result column: the benchmark's score, the paper-protocol headline, intervals, baselines."""
+    seed = settings.sampling.seed
+    # Large sets (a whole RMB release) get fewer resamples and random judges: each one re-scores
+    # every judgment, and their spread shrinks with n anyway. The counts used are reported.
+    n = max(1, len(j.outcomes))
+    resamples = min(settings.bootstrap, max(200, 2_000_000 // n))
+    draws = min(settings.baseline_draws, max(20, 400_000 // n))
+    res = score(j.outcomes, benchmark)
+    base = baselines(j, benchmark, seed=seed, draws=draws)
+    res["ci95"] = bootstrap_ci(j.outcomes, benchmark, "official", resamples=resamples, seed=seed)
+    res["ci95_paper"] = bootstrap_ci(j.outcomes, benchmark, "paper", resamples=resamples, seed=seed)
+    res["bootstrap_resamples"], res["chance_draws"] = resamples if settings.bootstrap else 0, draws
+    res["baselines"] = base["official"]
+    res["baselines_paper"] = base["paper"]
+    res["judgments"] = len(j.outcomes)
+    res["items"] = len({o.unit for o in j.outcomes})
+    best_base = max(base["official"].values())
+    # A gain over position is claimed only when the whole interval clears the best baseline.
+    res["above_baselines"] = res["ci95"] is not None and res["ci95"][0] > best_base
+    return res
+
+
+def position_stats(examples: Sequence[Example], rows: Sequence[Sequence[Sample]]) -> dict[str, Any]:
+    """How greedy verdicts depend on order: consistency across all orders, and picks per presented slot.
+
+    A pick is the unique top score of one presentation (a tie or no parse is no pick). An item
+    is consistent when every order picks, and all pick the same response.
+    """
+    slots: dict[str, int] = {}
+    consistent = total = 0
+    for ex, row in zip(examples, rows):
+        picks = []
+        for s in row:
+            top = None
+            if s.scores is not None:
+                m = max(s.scores)
+                if s.scores.count(m) == 1:
+                    top = s.scores.index(m)
+            picks.append(top)
+            label = "none" if top is None else str(s.perm.index(top) + 1)
+            slots[label] = slots.get(label, 0) + 1
+            total += 1
+        consistent += picks[0] is not None and len(set(picks)) == 1
+    order = sorted((k for k in slots if k != "none"), key=int) + (["none"] if "none" in slots else [])
+    return {
+        "consistency": consistent / len(rows) if rows else 0.0,
+        "slot_shares": {k: slots[k] / total for k in order},
+    }
+
+
+# ---------------------------------------------------------------- datasets
 
 
 def sample_record(dataset: str, ex: Example, j: int, s: Sample, mode: str) -> dict[str, Any]:
     """One line of samples.jsonl: the critique and what was read from it."""
     rec: dict[str, Any] = {
-        "dataset": dataset, "example_id": ex.id, "mode": mode, "sample": j, "perm": s.perm, "text": s.text,
-        "scores": s.scores, "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
+        "dataset": dataset, "example_id": ex.id, "mode": mode, "sample": j, "perm": s.perm, "best": ex.best,
+        "text": s.text, "scores": s.scores, "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
         "finished": s.finished,
     }  # fmt: skip
     if not isinstance(s.result, Judgment):
@@ -133,29 +275,32 @@ def evaluate_dataset(
         raise ValueError(f"dataset {name!r} has no examples to evaluate")
     ids = [ex.id for ex in examples]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"dataset {name!r} has duplicate example ids; sampling seeds depend on unique ids")
+        raise ValueError(f"dataset {name!r} has duplicate example ids; scoring groups judgments by item")
     benchmark = benchmark_of(examples)
-    items = [JudgeItem.from_example(ex) for ex in examples]
+    seed = settings.sampling.seed
     records: list[dict[str, Any]] = []
-    groups = {str(ex.meta.get("group", ex.id)) for ex in examples}
-    entry: dict[str, Any] = {"benchmark": benchmark, "n": len(examples), "items": len(groups)}
+    entry: dict[str, Any] = {"benchmark": benchmark, "n": len(examples), "items": len({unit_of(ex) for ex in examples})}
     results: dict[str, dict[str, Any]] = {}
     tokens: list[int] = []
 
     if settings.greedy:
-        rows = sample_judgments(engine, items, 1, settings.params(greedy=True), shuffle=False, progress=progress)
-        outcomes, _ = outcomes_for(examples, rows, 1, seed=settings.seed)
-        results["greedy"] = score(outcomes, benchmark)
-        greedy_samples = [row[0] for row in rows]
-        entry["greedy_parse_rate"] = _rate(s.scores is not None for s in greedy_samples)
-        tokens += [s.completion_tokens for s in greedy_samples]
-        records += [sample_record(name, ex, 0, row[0], "greedy") for ex, row in zip(examples, rows)]
+        items = [JudgeItem(ex.messages, ex.responses, orders=rotations(ex.n)) for ex in examples]
+        rows = [j.samples for j in judge(engine, items, settings.params(greedy=True), progress=progress)]
+        results["greedy"] = column(per_order(examples, [it.key for it in items], rows, seed=seed), benchmark, settings)
+        results["greedy"].update(orders="every rotation", **position_stats(examples, rows))
+        flat = [s for row in rows for s in row]
+        entry["greedy_parse_rate"] = _rate(s.scores is not None for s in flat)
+        tokens += [s.completion_tokens for s in flat]
+        records += [sample_record(name, ex, j, s, "greedy") for ex, row in zip(examples, rows) for j, s in enumerate(row)]
 
     kmax = max(settings.ks)
-    rows = sample_judgments(engine, items, kmax, settings.params(), shuffle=True, progress=progress)
+    k_meta = (settings.k_meta or default_k_meta(kmax)) if meta_rm is not None else None
+    items = [JudgeItem(ex.messages, ex.responses, k=kmax, k_meta=k_meta) for ex in examples]
+    judged = judge(engine, items, settings.params(), meta_rm=meta_rm, progress=progress)
+    rows = [j.samples for j in judged]
+    keys = [it.key for it in items]
     for k in settings.ks:
-        outcomes, _ = outcomes_for(examples, rows, k, seed=settings.seed)
-        results[f"voting@{k}"] = score(outcomes, benchmark)
+        results[f"voting@{k}"] = column(voted(examples, keys, rows, k, seed=seed), benchmark, settings)
     flat = [s for row in rows for s in row]
     entry["parse_rate"] = _rate(s.scores is not None for s in flat)
     failures: dict[str, int] = {}
@@ -165,13 +310,11 @@ def evaluate_dataset(
     entry["parse_failures"] = dict(sorted(failures.items()))
     tokens += [s.completion_tokens for s in flat]
 
-    meta = None
-    if meta_rm is not None:
-        rated = meta_rm.rate([s.prompt for s in flat], [s.text for s in flat])
-        meta = [rated[i * kmax : (i + 1) * kmax] for i in range(len(items))]
+    meta = [j.meta_scores or [] for j in judged] if meta_rm is not None else None
+    if meta is not None:
         for k in settings.ks:
-            outcomes, _ = outcomes_for(examples, rows, k, seed=settings.seed, meta=meta, k_meta=settings.k_meta)
-            results[f"metarm@{k}"] = score(outcomes, benchmark)
+            j = voted(examples, keys, rows, k, seed=seed, meta=meta, k_meta=settings.k_meta)
+            results[f"metarm@{k}"] = column(j, benchmark, settings)
 
     for i, (ex, row) in enumerate(zip(examples, rows)):
         for j, s in enumerate(row):
@@ -206,7 +349,7 @@ def evaluate(
     """Evaluate every dataset; with ``out_dir``, also write report.json/.md, scaling.png, samples.jsonl.
 
     ``data_info`` (by dataset name) is copied into each entry's ``data`` field: where it came
-    from and how many records the loader skipped.
+    from, how many records the loader skipped, and the held-out check's result.
     """
     import spct
 

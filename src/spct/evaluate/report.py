@@ -45,24 +45,62 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f}"
 
 
+def _ci(ci: Any) -> str:
+    return f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}" if ci else ""
+
+
+ROW_HEADER = ["accuracy", "95% CI", "paper", "chance", "first slot", "last slot", "above baselines", "items", "judgments"]
+
+
+def result_row(res: Mapping[str, Any]) -> list[str]:
+    """One column's figures as table cells: the official headline with its interval, the paper's
+    tie-break, the three position-only baselines on the same items, and the sizes behind them."""
+    b = res.get("baselines", {})
+    return [
+        _pct(res.get("accuracy")), _ci(res.get("ci95")), _pct(res.get("accuracy_paper")),
+        _pct(b.get("chance")), _pct(b.get("first_slot")), _pct(b.get("last_slot")),
+        "yes" if res.get("above_baselines") else "no", str(res.get("items", "")), str(res.get("judgments", "")),
+    ]  # fmt: skip
+
+
+def greedy_notes(res: Mapping[str, Any]) -> str:
+    shares = ", ".join(f"{k}: {_pct(v)}" for k, v in res.get("slot_shares", {}).items())
+    return f"greedy in every order: consistent on {_pct(res.get('consistency'))}% of items; picks per presented slot (%) {shares}"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     cols = columns(report)
     s = report["settings"]
+    sp = s["sampling"]
     lines = [
         f"# spct evaluation: {report['model']}",
         "",
-        f"spct {report['spct_version']}, {report['timestamp']}; ks={s['ks']}, temperature={s['temperature']}, "
-        f"max_new_tokens={s['max_new_tokens']}, seed={s['seed']}, limit={s['limit']}. Accuracy in %.",
+        f"spct {report['spct_version']}, {report['timestamp']}; ks={s['ks']}, temperature={sp['temperature']}, "
+        f"max_new_tokens={sp['max_new_tokens']}, seed={sp['seed']}, limit={s['limit']}. Accuracy in %.",
         "",
-        "| dataset | benchmark | " + " | ".join(cols) + " | parse rate | n | tokens | seconds |",
-        "|---|---|" + "---:|" * (len(cols) + 4),
+        "*accuracy* follows the benchmark's official script (a tie or an unparsed judgment is a miss "
+        "where the script says so); *paper* breaks ties at random after shuffling, as the paper reports. "
+        "Greedy judges every order of the responses (each counted). *chance*, *first slot* and *last slot* "
+        "are what a random judge and judges that always name the first or the last presented response score "
+        "on the same items and orders; *above baselines* = the whole 95% interval (bootstrap over items) "
+        "clears the best of them.",
+        "",
+        "| dataset | benchmark | column | " + " | ".join(ROW_HEADER) + " |",
+        "|---|---|---|" + "---:|" * len(ROW_HEADER),
     ]
     for name, e in report["datasets"].items():
-        cells = [_pct(e.get(c)) for c in cols]
+        for c in cols:
+            if c in e.get("results", {}):
+                lines.append(f"| {name} | {e['benchmark']} | {c} | " + " | ".join(result_row(e["results"][c])) + " |")
+    lines += ["", "| dataset | parse rate | greedy parse rate | examples | tokens | seconds | held out |", "|---|---:|---:|---:|---:|---:|---|"]
+    for name, e in report["datasets"].items():
         lines.append(
-            f"| {name} | {e['benchmark']} | " + " | ".join(cells)
-            + f" | {_pct(e['parse_rate'])} | {e['n']} | {e['mean_generated_tokens']:.1f} | {e['seconds']:.1f} |"
+            f"| {name} | {_pct(e['parse_rate'])} | {_pct(e.get('greedy_parse_rate'))} | {e['n']} | "
+            f"{e['mean_generated_tokens']:.1f} | {e['seconds']:.1f} | {heldout_note(e)} |"
         )
+    for name, e in report["datasets"].items():
+        if "greedy" in e.get("results", {}):
+            lines += ["", f"{name}: {greedy_notes(e['results']['greedy'])}."]
     for name, e in report["datasets"].items():
         res = e.get("results", {})
         cats = sorted({c for r in res.values() for c in r.get("categories", {})})
@@ -76,6 +114,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             for metric in extra:
                 lines.append(f"| {metric} | " + " | ".join(_pct(_dig(res.get(col, {}), metric)) for col in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def heldout_note(e: Mapping[str, Any]) -> str:
+    h = (e.get("data") or {}).get("heldout")
+    if not h:
+        return "not checked"
+    if h.get("overlapping"):
+        return f"NO: {len(h['overlapping'])} items shared with training (allowed by --allow-overlap)"
+    return f"yes ({h.get('training_items', 0)} training items checked)"
 
 
 def _dig(d: Mapping[str, Any], dotted: str) -> float | None:
@@ -108,17 +155,26 @@ def plot_scaling(report: Mapping[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for i, (name, e) in enumerate(report["datasets"].items()):
         color = f"C{i % 10}"
+        res = e.get("results", {})
         for kind, style in (("voting", "-"), ("metarm", "--")):
-            pts = sorted((int(m.group(2)), e[key]) for key in e if (m := _K.match(key)) and m.group(1) == kind)
+            pts = sorted((int(m.group(2)), key) for key in res if (m := _K.match(key)) and m.group(1) == kind)
             if pts:
                 label = name if kind == "voting" else f"{name} (MetaRM)"
-                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], style, marker="o", color=color, label=label)
-        if "greedy" in e:
-            ax.plot([1], [100 * e["greedy"]], marker="x", linestyle="none", color=color, markersize=9)
+                ks = [p[0] * (1.04 if kind == "metarm" else 1.0) for p in pts]  # side by side, not on top
+                acc = [100 * res[key]["accuracy"] for _, key in pts]
+                err = _yerr([res[key].get("ci95") for _, key in pts], acc)
+                ax.errorbar(ks, acc, yerr=err, fmt=style, marker="o", color=color, label=label, capsize=3)
+        if "greedy" in res:
+            g = res["greedy"]
+            ax.errorbar([0.96], [100 * g["accuracy"]], yerr=_yerr([g.get("ci95")], [100 * g["accuracy"]]),
+                        marker="x", linestyle="none", color=color, markersize=9, capsize=3)
+        best_base = max((res[k].get("baselines", {}) for k in res), key=lambda b: max(b.values(), default=0), default={})
+        if best_base:
+            ax.axhline(100 * max(best_base.values()), color=color, linestyle=":", linewidth=1)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (sampled critiques voted)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Inference-time scaling: {report['model']}  (x = greedy)")
+    ax.set_title(f"Inference-time scaling: {report['model']}\n(x = greedy, every order; bars = 95% CI; dotted = best position baseline)", fontsize=9)
     ax.grid(True, alpha=0.3)
     if report["datasets"]:
         ax.legend(fontsize=8)
@@ -126,6 +182,12 @@ def plot_scaling(report: Mapping[str, Any], path: Path) -> None:
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+def _yerr(cis: list[Any], acc: list[float]) -> Any:
+    if any(ci is None for ci in cis):
+        return None
+    return [[a - 100 * ci[0] for a, ci in zip(acc, cis)], [100 * ci[1] - a for a, ci in zip(acc, cis)]]
 
 
 def write_report(out_dir: str | Path, report: Mapping[str, Any], samples: Iterable[Mapping[str, Any]]) -> dict[str, str]:

@@ -33,20 +33,19 @@ class GRMPyfunc:
 
         cfg = self.bundle.config
         p = {"k": cfg.k, "temperature": cfg.temperature, "seed": 0, "max_new_tokens": cfg.max_new_tokens, **(params or {})}
+        k = int(p["k"])
+        # MetaRM@k needs samples to choose among; the bundle's k_meta, or the paper's k/2.
+        k_meta = (cfg.k_meta or max(1, k // 2)) if self.meta_rm is not None and k > 1 else None
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         for col in ("prompt", "responses"):
             if col not in df.columns:
                 raise ValueError(f"input needs a {col!r} column (got {list(df.columns)})")
-        items = [JudgeItem(str(i), [user(str(r.prompt))], [str(x) for x in r.responses]) for i, r in enumerate(df.itertuples())]
+        items = [JudgeItem([user(str(r.prompt))], [str(x) for x in r.responses], k=k, k_meta=k_meta) for r in df.itertuples()]
         sampling = SamplingParams(
             temperature=float(p["temperature"]), top_p=cfg.top_p, max_new_tokens=int(p["max_new_tokens"]), seed=int(p["seed"])
         )
-        k = int(p["k"])
-        meta = self.meta_rm if k > 1 else None  # MetaRM@k needs samples to choose among
-        out = judge(self.engine, items, k, sampling, meta_rm=meta, k_meta=cfg.k_meta if meta else None)
-        return pd.DataFrame(
-            {"scores": [v.totals for v, _ in out], "best": [v.best for v, _ in out], "parsed": [v.used for v, _ in out]}
-        )
+        out = [j.verdict for j in judge(self.engine, items, sampling, meta_rm=self.meta_rm if k_meta else None)]
+        return pd.DataFrame({"scores": [v.totals for v in out], "best": [v.best for v in out], "parsed": [v.used for v in out]})
 
 
 def _load_pyfunc(data_path: str) -> GRMPyfunc:

@@ -1,20 +1,19 @@
-"""Judge a batch of requests with one sampling call: the predictor's model step.
+"""Judge a batch of requests: the predictor's model step, through :func:`spct.grm.judge.judge`.
 
-Requests with different ``k`` share one :func:`spct.grm.judge.sample_judgments`
-call: request ``r`` becomes ``k_r`` one-sample items keyed ``key_r#j``, so each
-sample gets its own seeded response order. Only requests with different
-temperatures (a different generation config) need separate calls.
+Every request becomes one :class:`JudgeItem` with its own ``k`` (and ``k_meta``),
+so its samples are shuffled, voted and tie-broken exactly as ``spct eval`` and
+``spct judge`` do for the same content and seed. Requests share one sampling
+call unless they differ in temperature or seed (a different generation config).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from spct.grm.judge import JudgeItem, Sample, decide, sample_judgments
+from spct.grm.judge import Judged, JudgeItem, content_key, judge
 from spct.grm.parse import Judgment, ParseFailure
 from spct.serving.protocol import JudgeRequest, JudgeResult, Timings
 
@@ -23,23 +22,15 @@ if TYPE_CHECKING:
 
 
 def request_key(req: JudgeRequest) -> str:
-    """Stable per content and seed: the same request shuffles and breaks ties the same way."""
-    h = hashlib.sha256()
-    for m in req.messages:
-        h.update(f"{m.role}\x00{len(m.content)}\x00".encode())
-        h.update(m.content.encode("utf-8", "surrogatepass"))
-    for r in req.responses:
-        h.update(f"r\x00{len(r)}\x00".encode())
-        h.update(r.encode("utf-8", "surrogatepass"))
-    return f"{req.seed}:{h.hexdigest()[:16]}"
+    """Stable per content: the same request shuffles and breaks ties the same way (with its seed)."""
+    return content_key(req.messages, req.responses)
 
 
-def _result(req: JudgeRequest, key: str, samples: list[Sample], meta: list[float] | None, k_meta: int | None) -> JudgeResult:
-    n = len(req.responses)
-    v = decide(key, samples, n, seed=req.seed, meta_scores=meta, k_meta=k_meta)
+def _result(req: JudgeRequest, j: Judged) -> JudgeResult:
+    v, samples = j.verdict, j.samples
     failures = [
-        {"sample": j, "reason": s.result.reason, "detail": s.result.detail}
-        for j, s in enumerate(samples)
+        {"sample": i, "reason": s.result.reason, "detail": s.result.detail}
+        for i, s in enumerate(samples)
         if isinstance(s.result, ParseFailure)
     ]
     res = JudgeResult(
@@ -64,38 +55,22 @@ def score_batch(
     *,
     meta_rm: Any | None = None,
 ) -> list[JudgeResult]:
-    """Results in request order; one ``sample_judgments`` call per distinct temperature."""
+    """Results in request order; one ``judge`` call per distinct (temperature, seed)."""
     results: list[JudgeResult | None] = [None] * len(requests)
-    groups: dict[float, list[int]] = {}
+    groups: dict[tuple[float, int], list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault(r.temperature, []).append(i)
-    for temperature, idxs in groups.items():
+        groups.setdefault((r.temperature, r.seed), []).append(i)
+    for (temperature, seed), idxs in groups.items():
         t0 = time.perf_counter()
-        keys = {i: request_key(requests[i]) for i in idxs}
-        items, owner = [], []
-        for i in idxs:
-            r = requests[i]
-            for j in range(r.k):
-                items.append(JudgeItem(f"{keys[i]}#{j}", r.messages, r.responses))
-                owner.append(i)
-        params = replace(base, temperature=temperature, seed=requests[idxs[0]].seed)
-        flat = [row[0] for row in sample_judgments(engine, items, 1, params)]
-        per: dict[int, list[Sample]] = {i: [] for i in idxs}
-        for i, s in zip(owner, flat):
-            per[i].append(s)
-        meta: dict[int, list[float]] = {}
-        rated = [i for i in idxs if requests[i].k_meta is not None]
-        if rated and meta_rm is not None:
-            pairs = [s for i in rated for s in per[i]]
-            scores = meta_rm.rate([s.prompt for s in pairs], [s.text for s in pairs])
-            pos = 0
-            for i in rated:
-                meta[i] = list(scores[pos : pos + requests[i].k])
-                pos += requests[i].k
+        items = [
+            JudgeItem(requests[i].messages, requests[i].responses, k=requests[i].k,
+                      k_meta=requests[i].k_meta if meta_rm is not None else None)
+            for i in idxs
+        ]  # fmt: skip
+        judged = judge(engine, items, replace(base, temperature=temperature, seed=seed), meta_rm=meta_rm)
         ms = (time.perf_counter() - t0) * 1000
-        for i in idxs:
-            r = requests[i]
-            res = _result(r, keys[i], per[i], meta.get(i), r.k_meta if i in meta else None)
-            res.timings = Timings(generate_ms=ms, batch_requests=len(idxs), batch_samples=len(items))
+        for i, j in zip(idxs, judged):
+            res = _result(requests[i], j)
+            res.timings = Timings(generate_ms=ms, batch_requests=len(idxs), batch_samples=sum(it.k for it in items))
             results[i] = res
     return [r for r in results if r is not None]

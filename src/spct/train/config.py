@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_TRAIN_DATA = "builtin:verifiable?n=200&seed=1"  # evaluation's builtin:verifiable is seed 0: disjoint
+DEFAULT_TRAIN_DATA = "builtin:verifiable?n=200&seed=1&split=train"  # evaluation reads split=heldout: no shared input
 
 
 class _Section(BaseModel):

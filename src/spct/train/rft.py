@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from spct.grm.judge import JudgeItem, Sample, sample_judgments
+from spct.grm.judge import JudgeItem, Sample, judge
 from spct.grm.prompt import render_judge, special_strings
 from spct.grm.rules import is_right_for_labels, is_strictly_right
 from spct.types import Example
@@ -110,13 +110,13 @@ def rejective_sample(
     """Steps 1-4: sample, label, hint where nothing was right. All generation goes through the shared sampler."""
     from dataclasses import replace
 
-    plain = sample_judgments(engine, [JudgeItem.from_example(ex) for ex in examples], n, params, progress=progress)
+    plain = [j.samples for j in judge(engine, [JudgeItem.from_example(ex, k=n) for ex in examples], params, progress=progress)]
     unsolved = [i for i, (ex, row) in enumerate(zip(examples, plain)) if not any(is_right(ex, s.scores) for s in row)]
     hinted: dict[int, list[Sample]] = {}
     if hint and unsolved:
-        hint_items = [JudgeItem.from_example(examples[i], hint=examples[i].best is not None) for i in unsolved]
+        hint_items = [JudgeItem.from_example(examples[i], k=n, hint=examples[i].best is not None) for i in unsolved]
         # A different seed: the hinted draws are new samples, not the failed ones again with a hint.
-        rows = sample_judgments(engine, hint_items, n, replace(params, seed=params.seed + 1), progress=progress)
+        rows = [j.samples for j in judge(engine, hint_items, replace(params, seed=params.seed + 1), progress=progress)]
         hinted = {i: row for i, row in zip(unsolved, rows) if examples[i].best is not None}
     trajectories: list[Trajectory] = []
     outcomes: list[ItemOutcome] = []
@@ -154,19 +154,8 @@ def read_trajectories(path: Path) -> list[Trajectory]:
 
 
 def sampling_params(profile: Any, section: Any, seed_offset: int = 0, min_new_tokens: int = 0) -> Any:
-    """The profile's sampling settings with a stage section's temperature/max_new_tokens/token_budget on top."""
-    from spct.engine import SamplingParams
-
-    s = profile.sampling
-    max_new = section.max_new_tokens or s.max_new_tokens
-    return SamplingParams(
-        temperature=s.temperature if section.temperature is None else section.temperature,
-        top_p=s.top_p,
-        max_new_tokens=max_new,
-        min_new_tokens=min(min_new_tokens, max_new),
-        seed=s.seed + seed_offset,
-        token_budget=section.token_budget or s.token_budget,
-    )
+    """The profile's sampling settings with a stage section's on top (``SamplingConfig.params``)."""
+    return profile.sampling.params(section, seed_offset=seed_offset, min_new_tokens=min_new_tokens)
 
 
 def run(
