@@ -314,6 +314,8 @@ def test_rewardbench2_ties_group_by_unit_and_pool_rotations():
     assert score(twice)["ties"]["score"] == pytest.approx(TIES)
     # A judge that never parses rates all answers alike: no prompt accurate, no margin -> 0.
     assert score([judged(e, None) for e in exs])["accuracy"] == 0.0
+    with pytest.raises(ValueError, match="ties_kind"):
+        score([Outcome(ex(n=3, labels=[1.0, 0.0, 0.0], source="rewardbench-2", category="Ties"), [3, 2, 1], 1, 0, "u")])
 
 
 # ---------------------------------------------------------------- PPE

@@ -429,8 +429,8 @@ def rewardbench2_ties(outcomes: Sequence[Outcome]) -> Score:
     pooled: dict[tuple[str, str], tuple[Example, list[float], int]] = {}
     for o in outcomes:
         kind = str(o.example.meta.get("ties_kind", ""))
-        if kind not in ("ref", "tied"):
-            raise ValueError(f"RewardBench 2 Ties example {o.example.id} has no meta ties_kind 'ref' or 'tied'")
+        if kind not in ("ref", "tied") or not isinstance(o.example.meta.get("num_correct"), int):
+            raise ValueError(f"RewardBench 2 Ties example {o.example.id} needs meta ties_kind ('ref' or 'tied') and num_correct")
         key = (o.unit, kind)
         ex, totals, used = pooled.get(key, (o.example, [0.0] * o.example.n, 0))
         pooled[key] = (ex, [a + b for a, b in zip(totals, o.totals)], used + o.used)
