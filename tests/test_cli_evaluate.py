@@ -34,27 +34,46 @@ def test_eval_end_to_end_on_every_shared_dataset(tmp_path):
     report = json.loads((out / "report.json").read_text())
     names = {"rm-bench": "rm-bench", "judgebench": "judgebench", "hh-rlhf": "hh-rlhf", "rmb-sample": "rmb", "verifiable": "generic"}
     assert {n: e["benchmark"] for n, e in report["datasets"].items()} == names
-    # --limit counts whole items: an RM-Bench prompt is 9 style pairs, a JudgeBench pair 2 orders.
-    # One item each keeps the test to seconds on 2 CPU cores (RM-Bench prompts are long).
-    sizes = {"rm-bench": 9, "judgebench": 2, "hh-rlhf": 1, "rmb-sample": 1, "verifiable": 1}
+    # --limit counts whole items: an RM-Bench prompt is 9 style pairs, a JudgeBench pair one example
+    # (greedy judges both orders). One item each keeps the test to seconds on 2 CPU cores.
+    sizes = {"rm-bench": 9, "judgebench": 1, "hh-rlhf": 1, "rmb-sample": 1, "verifiable": 1}
     assert {n: e["n"] for n, e in report["datasets"].items()} == sizes
     for name, e in report["datasets"].items():
         assert e["items"] == 1
         for key in ("greedy", "voting@1", "voting@2", "parse_rate", "greedy_parse_rate"):
             assert 0.0 <= e[key] <= 1.0, (name, key)
         assert e["seconds"] >= 0 and e["mean_generated_tokens"] > 0
+        assert e["data"]["heldout"]["overlapping"] == []
     assert set(report["datasets"]["rm-bench"]["results"]["voting@2"]) >= {"hard", "normal", "easy", "domains"}
     assert "pairs" in report["datasets"]["judgebench"]["results"]["greedy"]
-    assert report["settings"]["ks"] == [1, 2] and report["settings"]["seed"] == 5
+    assert report["settings"]["ks"] == [1, 2] and report["settings"]["sampling"]["seed"] == 5
+
+    # The random tiny model never writes a score. Under the official rules a tie or an unparsed
+    # judgment is a miss, so it scores 0 on RM-Bench, RMB and JudgeBench (a coin flip used to give
+    # it ~50% on pairs); the paper's random tie-break stays visible as its own column, and the
+    # position baselines sit beside every figure.
+    for name in ("rm-bench", "judgebench", "rmb-sample"):
+        e = report["datasets"][name]
+        assert e["parse_rate"] == e["greedy_parse_rate"] == 0.0
+        for col in ("greedy", "voting@1", "voting@2"):
+            res = e["results"][col]
+            assert res["accuracy"] == 0.0 and res["ci95"] == [0.0, 0.0], (name, col)
+            assert set(res["baselines"]) == {"chance", "first_slot", "last_slot"} and res["baselines"]["chance"] > 0
+            assert not res["above_baselines"]
+        assert e["results"]["greedy"]["slot_shares"] == {"none": 1.0}
+    assert report["datasets"]["judgebench"]["results"]["greedy"]["judgments"] == 2  # both orders
+    assert report["datasets"]["rm-bench"]["results"]["greedy"]["judgments"] == 18
 
     lines = (out / "samples.jsonl").read_text().splitlines()
-    assert len(lines) == sum(sizes.values()) * (2 + 1)  # examples x (max k + greedy)
+    greedy_lines = sum(1 for x in lines if json.loads(x)["mode"] == "greedy")
+    assert len(lines) - greedy_lines == sum(sizes.values()) * 2  # examples x max k
+    assert greedy_lines == sum(r["results"]["greedy"]["judgments"] for r in report["datasets"].values())
     rec = json.loads(lines[0])
     assert {"dataset", "example_id", "sample", "perm", "text", "scores", "completion_tokens"} <= rec.keys()
     assert rec["scores"] is not None or "parse_failure" in rec
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
-    assert "| rm-bench | rm-bench |" in md and "voting@2" in md
+    assert "| rm-bench | rm-bench | voting@2 |" in md and "first slot" in md
 
 
 @pytest.mark.parametrize(

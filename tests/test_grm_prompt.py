@@ -63,3 +63,12 @@ def test_responses_cannot_close_their_block(attack):
 def test_neutralize_keeps_ordinary_brackets():
     assert neutralize("a [link](x) and [1, 2] and [Response]") == "a [link](x) and [1, 2] and [Response]"
     assert neutralize("[response 12 start]") == "(response 12 start)"
+
+
+def test_an_empty_response_is_shown_as_empty_not_as_a_blank_line():
+    from spct.grm.prompt import EMPTY_RESPONSE, build_judge_prompt
+    from spct.types import user
+
+    text = build_judge_prompt([user("Say hi.")], ["Hi!", "   "])
+    assert f"[Response 2 start]\n{EMPTY_RESPONSE}\n[Response 2 end]" in text
+    assert "[Response 1 start]\nHi!\n[Response 1 end]" in text

@@ -14,7 +14,7 @@ from spct.cli.app import app
 def curate(
     data: list[str] = typer.Option(..., "--data", help="file, folder or builtin:NAME (repeatable)"),
     out: Path = typer.Option(..., "--out", help="output folder (replaced atomically)"),
-    format: str | None = typer.Option(None, "--format", help="rm-bench | judgebench | hh-rlhf | rmb | preference | spct (default: detect)"),
+    format: str | None = typer.Option(None, "--format", help="one of the loaders' formats (spct.data.FORMATS: rm-bench, judgebench, rewardbench, ...; default: detect)"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip malformed records instead of failing"),
     eval_fraction: float = typer.Option(0.1, "--eval-fraction"),
     max_tokens: int | None = typer.Option(4096, "--max-tokens", help="drop items longer than this (prompt + responses)"),
