@@ -1,4 +1,4 @@
-"""``spct pipeline compile|run|submit``, ``spct promote``, ``spct rollback``, ``spct models list``."""
+"""``spct pipeline compile|run|submit``, ``spct cluster check``, ``spct promote``, ``spct rollback``, ``spct models list``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from spct.cli.app import app
 console = Console()
 pipeline_app = typer.Typer(help="Compile, run locally or submit the SPCT Kubeflow pipeline.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered GRM versions in MLflow.", no_args_is_help=True)
+cluster_app = typer.Typer(help="Check what would be applied to a cluster, before applying it.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
+app.add_typer(cluster_app, name="cluster")
 
 
 def _fail(message: str) -> NoReturn:
@@ -42,23 +44,91 @@ RUN_DIR = typer.Option(Path("runs/pipeline"), "--run-dir", help="A local pipelin
 MODEL = typer.Option("spct-grm", "--model", "-m", help="Registered model name.")
 
 
+SETTING = typer.Option([], "--setting", "-s", help="ClusterSettings field=value (e.g. nodes=4, data_pvc=x), repeatable.")
+
+
+def _settings(setting: list[str], gpu_product: str | None, gpu_label: str | None, gpus: int | None, nodes: int | None) -> Any:
+    """The one ClusterSettings from the command line; a bad field is refused, naming it."""
+    from pydantic import ValidationError
+
+    from spct.k8s.settings import ClusterSettings
+    from spct.pipeline.run import parse_params
+
+    fields = parse_params(setting)
+    for key, value in (("gpu_label_value", gpu_product), ("gpu_label_key", gpu_label), ("gpus", gpus), ("nodes", nodes)):
+        if value is not None:
+            fields[key] = value
+    try:
+        return ClusterSettings(**fields)
+    except ValidationError as e:
+        _fail("; ".join(f"cluster setting {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+
+
 @pipeline_app.command("compile")
 def compile_command(
     out: Path = typer.Option(Path("spct_pipeline.yaml"), "--out", "-o", help="IR YAML to write."),
     param: list[str] = typer.Option([], "--param", "-p", help="key=value: a parameter's default in the YAML."),
-    gpu_product: str = typer.Option("NVIDIA-A100-SXM4-80GB", help="Value of the node label GPU tasks select."),
-    gpu_label: str = typer.Option("nvidia.com/gpu.product", help="Node label key for the GPU product."),
-    gpus: int = typer.Option(8, min=1, help="GPUs per training/evaluation pod."),
+    gpu_product: str | None = typer.Option(None, help="Value of the node label GPU tasks select (default NVIDIA-A100-SXM4-80GB)."),
+    gpu_label: str | None = typer.Option(None, help="Node label key for the GPU product (default nvidia.com/gpu.product)."),
+    gpus: int | None = typer.Option(None, min=1, help="GPUs per training/evaluation pod (CPU and memory scale with it; default 8)."),
+    nodes: int | None = typer.Option(None, min=1, help="Nodes per training stage (> 1: multi-node jobs; default 1)."),
+    coldstart: bool = typer.Option(False, "--coldstart/--no-coldstart", help="Include the cold-start stage (small bases)."),
+    setting: list[str] = SETTING,
 ) -> None:
     """Write the pipeline's IR YAML (upload it in the Kubeflow UI or submit it)."""
     from spct.pipeline.run import compile_pipeline, parse_params
 
+    s = _settings(setting, gpu_product, gpu_label, gpus, nodes)
     try:
         params = parse_params(param)
-        path = compile_pipeline(out, params, gpu_label_key=gpu_label, gpu_label_value=gpu_product, gpus=gpus)
+        path = compile_pipeline(out, params, coldstart=coldstart, **s.model_dump(exclude_unset=True))
     except (ValueError, TypeError) as e:
         _fail(str(e))
     console.print(f"wrote {path}")
+
+
+@cluster_app.command("check")
+def cluster_check_command(
+    overlay: str = typer.Option("a100", "--overlay", help="manifests/overlays/<name> or a kustomization folder."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Pipeline run parameter key=value, as you will submit it."),
+    gpu_product: str | None = typer.Option(None, help="As for `pipeline compile`."),
+    gpu_label: str | None = typer.Option(None, help="As for `pipeline compile`."),
+    gpus: int | None = typer.Option(None, min=1, help="As for `pipeline compile`."),
+    nodes: int | None = typer.Option(None, min=1, help="As for `pipeline compile`."),
+    coldstart: bool = typer.Option(False, "--coldstart/--no-coldstart", help="As for `pipeline compile`."),
+    setting: list[str] = SETTING,
+    serving_profile: str = typer.Option("a100", "--serving-profile", help="default | a100: the chart values the deploy step uses."),
+    values: list[Path] = typer.Option([], "--values", "-f", help="Extra chart values files, as passed to the deploy step."),
+    prerequisites: Path = typer.Option(None, "--prerequisites", help="What the cluster provides (default manifests/prerequisites.yaml)."),
+) -> None:
+    """Render pipeline, overlay, chart and job templates for these values; print each disagreement on one line."""
+    import yaml
+
+    from spct.k8s.check import PREREQUISITES, check
+    from spct.pipeline.run import parse_params
+    from spct.serving.deploy import merge_values
+
+    s = _settings(setting, gpu_product, gpu_label, gpus, nodes)
+    chart_values: dict = {}
+    for f in values:
+        if not f.is_file():
+            _fail(f"--values {f}: no such file")
+        chart_values = merge_values(yaml.safe_load(f.read_text()) or {}, chart_values)
+    prereq = prerequisites or PREREQUISITES
+    if not Path(prereq).is_file():
+        _fail(f"--prerequisites {prereq}: no such file")
+    try:
+        problems = check(overlay, settings=s, params=parse_params(param), coldstart=coldstart,
+                         serving_profile=serving_profile, serving_values=chart_values, prerequisites=prereq)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    for p in problems:
+        typer.echo(str(p))
+    if problems:
+        Console(stderr=True).print(f"[red]{len(problems)} problem(s)[/red] for overlay {overlay}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"ok: overlay {overlay}, the compiled pipeline, the chart ({serving_profile}) and the job templates agree",
+                  highlight=False)
 
 
 def _versions_table(rows: list[Any], title: str) -> Table:
@@ -91,10 +161,10 @@ def run_command(
         res = run_local(profile, run_dir, overrides=sets, sources=source or None, tracking_uri=tracking_uri, model_name=model)
     except Exception as e:  # kfp raises RuntimeError naming the failed task; its log is above
         _fail(f"pipeline failed: {e}")
-    from spct.cli.evaluate import _results_table, print_table
+    from spct.cli.evaluate import print_results, print_table
 
     if res.report:
-        print_table(_results_table(res.report))
+        print_results(res.report)
     print_table(_versions_table(res.versions, f"registered model {res.model_name}"))
     newest = res.versions[0] if res.versions else None
     if newest is not None:
