@@ -120,6 +120,7 @@ def test_credentials_only_where_used(helm: Path) -> None:
     isvc = next(o for o in objs if o["kind"] == "InferenceService")
     c = isvc["spec"]["predictor"]["containers"][0]
     assert c["envFrom"] == [{"secretRef": {"name": "spct-mlflow-reader"}}]
+    assert {"name": "SPCT_HOST", "value": "0.0.0.0"} in c["env"]  # spct serve binds loopback unless told
     assert not [e for e in c["env"] if e["name"].startswith("AWS_")]
     token = next(e for e in c["env"] if e["name"] == "SPCT_API_TOKEN")
     assert token["valueFrom"]["secretKeyRef"] == {"name": "spct-api-token", "key": "token"}
@@ -194,3 +195,32 @@ def test_helm_test_pod_sends_a_valid_judge_request(helm: Path) -> None:
     body = json.loads(re.search(r"body = (\{.*\})\n", script).group(1))
     assert parse_v1(body)[0].responses == ("4", "5")
     assert "grm-spct-serving-predictor.spct.svc.cluster.local/v1/models/spct-grm:predict" in script
+
+
+VLLM = CHART / "values-vllm.yaml"
+
+
+def test_vllm_engine_profile(helm: Path) -> None:
+    """Issue 13: the GRM's generation on KServe's Hugging Face runtime (vLLM), spct's predictor over it on CPU."""
+    text = render(helm, "-f", str(GPU), "-f", str(VLLM), "--set", "engine.storageUri=s3://spct-mlflow/artifacts/1/grm")
+    assert validate_rendered(text, [CRDS]) == []
+    objs = objects(text)
+    engine = next(o for o in objs if o["kind"] == "InferenceService" and o["metadata"]["name"] == "grm-spct-serving-engine")
+    pred = next(o for o in objs if o["kind"] == "InferenceService" and o["metadata"]["name"] == "grm-spct-serving")
+    m = engine["spec"]["predictor"]["model"]
+    assert m["modelFormat"] == {"name": "huggingface"} and m["runtime"] == "kserve-huggingfaceserver"
+    assert {"--tensor-parallel-size=2", "--max-model-len=8192", "--gpu-memory-utilization=0.9", "--dtype=bfloat16",
+            "--enable-prefix-caching"} <= set(m["args"])
+    assert m["resources"]["limits"]["nvidia.com/gpu"] == 2  # one GPU per tensor-parallel rank
+    assert engine["spec"]["predictor"]["volumes"][0]["emptyDir"]["medium"] == "Memory"  # /dev/shm for NCCL
+    assert engine["spec"]["predictor"]["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    c = pred["spec"]["predictor"]["containers"][0]
+    assert "--engine=openai:http://grm-spct-serving-engine-predictor.spct.svc.cluster.local/openai/v1" in c["args"]
+    assert "nvidia.com/gpu" not in c["resources"].get("limits", {}) and "--device=cpu" in c["args"]
+    assert "nodeSelector" not in pred["spec"]["predictor"]  # the CPU layer does not sit on GPU nodes
+    assert {o["metadata"]["name"] for o in objs if o["kind"] == "NetworkPolicy"} == {"grm-spct-serving", "grm-spct-serving-engine"}
+    r = run(helm, "template", "grm", str(CHART), "-f", str(GPU), "-f", str(VLLM))
+    assert r.returncode != 0 and "engine.storageUri" in r.stderr
+    r = run(helm, "template", "grm", str(CHART), "-f", str(GPU), "-f", str(VLLM), "--set", "engine.storageUri=s3://b/g",
+            "--set", "engine.gpuMemoryUtilization=1.5")
+    assert r.returncode != 0 and "/engine/gpuMemoryUtilization" in r.stderr

@@ -38,3 +38,12 @@ app.kubernetes.io/part-of: spct
 {{- define "spct-serving.modelSource" -}}
 {{- if .Values.model.storageUri }}/mnt/models{{ else }}{{ .Values.model.uri }}{{ end }}
 {{- end }}
+
+{{/* The vLLM engine's InferenceService and the OpenAI base URL the predictor calls. */}}
+{{- define "spct-serving.engineName" -}}
+{{- printf "%s-engine" (include "spct-serving.fullname" .) | trunc 45 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "spct-serving.engineUrl" -}}
+{{- printf "http://%s-predictor.%s.svc.cluster.local/openai/v1" (include "spct-serving.engineName" .) .Release.Namespace }}
+{{- end }}
