@@ -115,3 +115,34 @@ def test_judge_prints_scores_or_parse_failures():
     assert res.exit_code == 0, res.output
     assert "totals:" in res.output and "best: response" in res.output
     assert "sample 2" in res.output
+
+
+def test_eval_reports_the_official_aggregates_of_rewardbench_rewardbench2_and_ppe(tmp_path):
+    # Fixtures in each benchmark's own format (tests/fixtures, see test_eval_scoring for the
+    # official code each follows). The tiny model never parses a score, so each aggregate is
+    # what its official script gives an unparsed judgment: RewardBench 0.5 (run_generative.py
+    # scores an error as a tie), RewardBench 2 best-of-4 subsets 0.25 (run_generative_v2.py),
+    # PPE 0 (a miss).
+    fx = Path(__file__).parent / "fixtures"
+    specs = [fx / "rewardbench", fx / "rewardbench-2", fx / "ppe" / "human-preference.jsonl", fx / "ppe" / "math-best-of-k.jsonl"]
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["eval", "--profile", "tiny", *[a for s in specs for a in ("--data", str(s))], "--k", "1",
+                              "--max-new-tokens", "4", "--no-progress", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ds = json.loads((out / "report.json").read_text())["datasets"]
+    assert {n: e["benchmark"] for n, e in ds.items()} == {
+        "rewardbench": "rewardbench", "rewardbench-2": "rewardbench-2",
+        "human-preference": "ppe-preference", "math-best-of-k": "ppe-correctness",
+    }  # fmt: skip
+    for col in ("greedy", "voting@1"):
+        rb = ds["rewardbench"]["results"][col]
+        assert rb["sections"] == {"Chat": 0.5, "Reasoning": 0.5} and rb["accuracy"] == 0.5
+        assert rb["missing_sections"] == ["Chat Hard", "Safety"]
+        rb2 = ds["rewardbench-2"]["results"][col]
+        assert rb2["subsets"]["Factuality"] == rb2["subsets"]["Math"] == 0.25
+        assert rb2["accuracy"] == pytest.approx(sum(rb2["subsets"].values()) / len(rb2["subsets"]))
+        assert set(rb2["ties"]) >= {"tied_accuracy", "ref_accuracy", "correctness_preferred", "correctness_margin_score"}
+        assert ds["human-preference"]["results"][col]["accuracy"] == 0.0
+        assert ds["math-best-of-k"]["results"][col]["accuracy"] == 0.0
+        for e in ds.values():
+            assert "rule" in e["results"][col] and set(e["results"][col]["baselines"]) == {"chance", "first_slot", "last_slot"}
