@@ -230,3 +230,29 @@ def test_pipeline_deploy_stage_pins_the_version_and_logs_a_nested_run(tmp_path: 
              if r.data.tags.get("mlflow.parentRunId") == parent]
     assert run.info.run_name == "deploy" and run.info.status == "FINISHED"
     assert run.data.tags["spct.deploy.namespace"] == "spct" and run.data.tags["spct.deploy.version"] == "4"
+
+
+def test_an_alias_is_pinned_to_its_version_before_deploying(tmp_path: Path) -> None:
+    """`spct deploy --model-uri models:/spct-grm@champion` deploys the champion's version number, so moving
+    the alias and deploying again changes the object (a real MLflow registry, SQLite store)."""
+    from spct.registry import client_for
+    from spct.registry.tracking import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = client_for(uri)
+    run = c.create_run(ensure_experiment(c, "spct"))
+    c.create_registered_model("spct-grm")
+    v1 = c.create_model_version("spct-grm", f"runs:/{run.info.run_id}/grm", run_id=run.info.run_id)
+    v2 = c.create_model_version("spct-grm", f"runs:/{run.info.run_id}/grm", run_id=run.info.run_id)
+    c.set_registered_model_alias("spct-grm", "champion", v1.version)
+    first = d.deploy("models:/spct-grm@champion", "spct", tracking_uri=uri, apply=False, pin=True, out_dir=tmp_path / "a")
+    c.set_registered_model_alias("spct-grm", "champion", v2.version)
+    second = d.deploy("models:/spct-grm@champion", "spct", tracking_uri=uri, apply=False, pin=True, out_dir=tmp_path / "b")
+    assert (first["model_uri"], second["model_uri"]) == (f"models:/spct-grm/{v1.version}", f"models:/spct-grm/{v2.version}")
+    a = yaml.safe_load((tmp_path / "a" / "inferenceservice.yaml").read_text())
+    b = yaml.safe_load((tmp_path / "b" / "inferenceservice.yaml").read_text())
+    assert a["spec"] != b["spec"]
+    with pytest.raises(ValueError, match="cannot resolve the alias"):
+        d.deploy("models:/spct-grm@nope", "spct", tracking_uri=uri, apply=False, pin=True)
+    with pytest.raises(ValueError, match="give the MLflow tracking URI"):
+        d.pin_version("models:/spct-grm@champion", None)

@@ -93,6 +93,29 @@ def release_values(model_uri: str, *, values: Mapping[str, Any] | None = None, i
     return v
 
 
+def pin_version(model_uri: str, tracking_uri: str | None) -> str:
+    """``models:/NAME@ALIAS`` -> ``models:/NAME/VERSION`` through the registry; other URIs unchanged.
+
+    An alias in the pod spec never changes when the alias moves, so nothing would roll out;
+    the version number does.
+    """
+    if not (model_uri.startswith("models:/") and "@" in model_uri):
+        return model_uri
+    name, _, alias = model_uri[len("models:/"):].partition("@")
+    if not tracking_uri:
+        raise ValueError(f"{model_uri}: an alias is resolved to its version before deploying (so a promotion rolls "
+                         "out); give the MLflow tracking URI, or pass models:/NAME/VERSION")
+    from mlflow.exceptions import MlflowException
+
+    from spct.registry.tracking import client_for
+
+    try:
+        version = client_for(tracking_uri).get_model_version_by_alias(name, alias).version
+    except MlflowException as e:
+        raise ValueError(f"{model_uri}: cannot resolve the alias at {tracking_uri}: {e.message}") from e
+    return f"models:/{name}/{version}"
+
+
 def _helm() -> str:
     from spct.k8s import tool
 
@@ -251,8 +274,12 @@ def deploy(
     out_dir: Path | None = None,
     cluster: Cluster | None = None,
     chart: Path = CHART,
+    pin: bool | None = None,
 ) -> dict[str, Any]:
-    """``helm upgrade --install`` the chart for ``model_uri``; wait for Ready; ``helm rollback`` on failure."""
+    """``helm upgrade --install`` the chart for ``model_uri`` (an alias is pinned to its version first);
+    wait for Ready; ``helm rollback`` on failure."""
+    if apply if pin is None else pin:
+        model_uri = pin_version(model_uri, tracking_uri)
     v = release_values(model_uri, values=values, image=image, tracking_uri=tracking_uri, canary_percent=canary_percent)
     objs = render(model_uri, namespace, release=release, profile=profile, chart=chart, values=values, image=image,
                   tracking_uri=tracking_uri, canary_percent=canary_percent)
@@ -297,5 +324,5 @@ def deploy(
 
 
 __all__ = ["CHART", "Cluster", "DeployError", "PROFILES", "RELEASE", "Readiness", "WaitResult", "build_inference_service",
-           "chart_values", "deploy", "merge_values", "readiness", "release_values", "render", "split_image",
+           "chart_values", "deploy", "merge_values", "pin_version", "readiness", "release_values", "render", "split_image",
            "wait_ready"]
