@@ -6,6 +6,7 @@ from spct.grm.rules import (
     MetaRM,
     Vote,
     default_k_meta,
+    is_right,
     is_right_for_labels,
     is_strictly_right,
     meta_keep,
@@ -21,7 +22,7 @@ from spct.grm.rules import (
 __all__ = [
     "Judgment", "ParseFailure", "Principle", "parse_judgment",
     "build_chat", "build_judge_prompt", "neutralize", "render", "render_judge", "special_strings",
-    "MetaRM", "Vote", "default_k_meta", "is_right_for_labels", "is_strictly_right",
+    "MetaRM", "Vote", "default_k_meta", "is_right", "is_right_for_labels", "is_strictly_right",
     "meta_keep", "meta_vote", "permutation", "pick_best", "sample_rng", "tied_best",
     "to_original", "vote",
 ]

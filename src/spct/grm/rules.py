@@ -10,7 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from spct.types import Example
 
 Scores = Sequence[int]
 
@@ -68,6 +71,14 @@ def is_right_for_labels(scores: Scores | None, labels: Sequence[float], toleranc
             if labels[i] > labels[k] and not scores[i] > scores[k]:
                 return False
     return True
+
+
+def is_right(ex: "Example", scores: Scores | None) -> bool:
+    """The training rule for an item: ``best`` strictly on top, or (label-only data) the label order kept."""
+    if ex.best is not None:
+        return is_strictly_right(scores, ex.best)
+    assert ex.labels is not None  # an Example always has one or the other
+    return is_right_for_labels(scores, ex.labels)
 
 
 def tied_best(scores: Scores) -> list[int]:
