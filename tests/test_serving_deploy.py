@@ -256,3 +256,11 @@ def test_an_alias_is_pinned_to_its_version_before_deploying(tmp_path: Path) -> N
         d.deploy("models:/spct-grm@nope", "spct", tracking_uri=uri, apply=False, pin=True)
     with pytest.raises(ValueError, match="give the MLflow tracking URI"):
         d.pin_version("models:/spct-grm@champion", None)
+
+
+def test_rollback_deploy_reuses_the_release_values(tmp_path: Path) -> None:
+    """`spct rollback --deploy` changes the model only: `helm upgrade --reuse-values` with model.uri alone."""
+    vf = tmp_path / "v.yaml"
+    args = d.helm_args(["upgrade", "--reuse-values"], d.RELEASE, "spct", vf, None)
+    assert args[1:4] == ["upgrade", "--reuse-values", d.RELEASE] and args[-2:] == ["-f", str(vf)]
+    assert not [a for a in args if a.endswith("values-a100.yaml")]  # the live release's values stay as they are

@@ -224,15 +224,37 @@ def promote_command(
 
 
 @app.command("rollback")
-def rollback_command(model: str = MODEL, tracking_uri: str | None = TRACKING, run_dir: Path = RUN_DIR) -> None:
-    """Move 'champion' back to the version it replaced."""
+def rollback_command(
+    model: str = MODEL,
+    tracking_uri: str | None = TRACKING,
+    run_dir: Path = RUN_DIR,
+    deploy: bool = typer.Option(False, "--deploy/--no-deploy", help="Also serve the restored version: helm upgrade "
+                                "--reuse-values of the release with models:/NAME/VERSION, then wait for Ready."),
+    namespace: str = typer.Option("spct", "--namespace", "-n", help="Namespace of the serving release (with --deploy)."),
+    timeout_s: float = typer.Option(1800.0, "--timeout-s", help="How long to wait for Ready (with --deploy)."),
+) -> None:
+    """Move 'champion' back to the version it replaced (and, with --deploy, serve that version again)."""
     from spct.registry import RegistryError, client_for, rollback
 
+    uri = _uri(tracking_uri, run_dir)
     try:
-        frm, to = rollback(client_for(_uri(tracking_uri, run_dir)), model)
+        frm, to = rollback(client_for(uri), model)
     except RegistryError as e:
         _fail(str(e))
     console.print(f"{model}: champion moved from version {frm} back to {to}")
+    if not deploy:
+        console.print(f"serving still runs the version it was deployed with; `spct rollback --deploy` or "
+                      f"`spct deploy --model-uri models:/{model}/{to}` rolls it back too")
+        return
+    from spct.serving.deploy import RELEASE, DeployError
+    from spct.serving.deploy import deploy as helm_deploy
+
+    try:
+        result = helm_deploy(f"models:/{model}/{to}", namespace, release=RELEASE, tracking_uri=None,
+                             reuse_values=True, timeout_s=timeout_s)
+    except (DeployError, ValueError) as e:
+        _fail(f"champion is back on version {to}, but serving it failed: {e}")
+    console.print(f"{namespace}/{result['name']} serves models:/{model}/{to} ({result.get('reason', '')})")
 
 
 @models_app.command("list")

@@ -275,12 +275,15 @@ def deploy(
     cluster: Cluster | None = None,
     chart: Path = CHART,
     pin: bool | None = None,
+    reuse_values: bool = False,
 ) -> dict[str, Any]:
     """``helm upgrade --install`` the chart for ``model_uri`` (an alias is pinned to its version first);
     wait for Ready; ``helm rollback`` on failure."""
     if apply if pin is None else pin:
         model_uri = pin_version(model_uri, tracking_uri)
     v = release_values(model_uri, values=values, image=image, tracking_uri=tracking_uri, canary_percent=canary_percent)
+    if reuse_values:
+        v = {"model": {"uri": model_uri}}
     objs = render(model_uri, namespace, release=release, profile=profile, chart=chart, values=values, image=image,
                   tracking_uri=tracking_uri, canary_percent=canary_percent)
     isvc = next(o for o in objs if o["kind"] == KIND)
@@ -302,7 +305,9 @@ def deploy(
     with tempfile.TemporaryDirectory() as tmp:
         vf = Path(tmp) / "release-values.yaml"
         vf.write_text(yaml.safe_dump(v))
-        up = _run(helm_args(["upgrade", "--install"], release, namespace, vf, profile, chart) + ["--history-max", "20"])
+        # reuse_values (a rollback): keep the live release's values (image, profile, overrides), change the model only.
+        verb = ["upgrade", "--reuse-values"] if reuse_values else ["upgrade", "--install"]
+        up = _run(helm_args(verb, release, namespace, vf, None if reuse_values else profile, chart) + ["--history-max", "20"])
     if up.returncode != 0:
         raise DeployError(f"helm upgrade --install {release} failed: {up.stderr.strip()}", result)
     result.update(applied=True, created=not had_release)
