@@ -120,3 +120,11 @@ def test_vllm_serving_profile_and_storage_credentials(a100_objects) -> None:
     ok = check(objects=a100_objects, serving_profile="vllm",
                serving_values={"engine": engine, "storage": {"secretName": "spct-model-store"}})
     assert ok == [], _messages(ok)
+
+
+def test_multinode_launchers_and_job_nodes(a100_objects) -> None:
+    """With nodes > 1 the launcher pods hold no GPUs and no model volume; the job's nodes load the base model."""
+    assert check(objects=a100_objects, settings=ClusterSettings(nodes=4)) == []
+    out = _messages(check(objects=a100_objects, settings=ClusterSettings(nodes=4), params={"base_model": "/opt/models/g"}))
+    assert "TrainJob node (node): reads base model /opt/models/g, which lies on no volume it mounts" in out
+    assert "pipeline task rft" not in out

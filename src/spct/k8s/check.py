@@ -475,11 +475,17 @@ def check(
     except Exception as e:  # a profile that does not load is itself the problem
         problems.append(Problem("pipeline parameter profile", f"{values.get('profile')!r} does not load: {e}"))
         eval_data = []
+    base_model = (str(values.get("base_model") or ""), "base model")
     reads: dict[str, list[tuple[str, str]]] = {
         "curate": [(str(s), "source") for s in values.get("sources") or []],
         "evaluate": [(str(p), "eval.data") for p in eval_data],
-        ("coldstart" if "coldstart" in tasks else "rft"): [(str(values.get("base_model") or ""), "base model")],
     }
+    # The first training stage loads the base model: in its own pod, or (nodes > 1, RFT without a
+    # cold start) on the job's nodes, which the launcher only names it to.
+    if "coldstart" in tasks:
+        reads["coldstart"] = [base_model]
+    elif settings.nodes == 1:
+        reads["rft"] = [base_model]
     workdir = str(values.get("workdir") or "")
     for t in ("rft", "grpo", "metarm", "register", "coldstart"):
         if t in tasks and workdir:
@@ -498,6 +504,8 @@ def check(
     job_settings = settings.model_copy(update={"image": values.get("image") or settings.image})
     for view in _job_pods(job_settings, settings.nodes):
         problems += check_references(view, inv)
+        if settings.nodes > 1 and "coldstart" not in tasks:
+            problems += check_path(view.where, *base_model[:1], view.mounts, base_model[1])
         problems += check_pool(view, inv)
         problems += check_pod_security(view, inv)
 
