@@ -95,8 +95,10 @@ def test_image_is_named_once(helm: Path) -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert f"{values['image']['repository']}:{chart['appVersion']}" == DEFAULT_IMAGE and values["image"]["tag"] == ""
-    isvc = next(o for o in objects(render(helm)) if o["kind"] == "InferenceService")
+    objs = objects(render(helm))
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
     assert isvc["spec"]["predictor"]["containers"][0]["image"] == DEFAULT_IMAGE
+    assert next(o for o in objs if o["kind"] == "Pod")["spec"]["containers"][0]["image"] == DEFAULT_IMAGE  # helm test
     assert "tag" not in yaml.safe_load(GPU.read_text()).get("image", {})
 
 

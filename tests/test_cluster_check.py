@@ -128,3 +128,16 @@ def test_multinode_launchers_and_job_nodes(a100_objects) -> None:
     out = _messages(check(objects=a100_objects, settings=ClusterSettings(nodes=4), params={"base_model": "/opt/models/g"}))
     assert "TrainJob node (node): reads base model /opt/models/g, which lies on no volume it mounts" in out
     assert "pipeline task rft" not in out
+
+
+def test_images_agree_everywhere(a100_objects) -> None:
+    from spct.k8s.check import check_images
+    from spct.serving import deploy
+
+    assert check(objects=a100_objects, params={"image": "reg.example.com/ml/spct:0.2.0"}) == []
+    chart = deploy.render("models:/spct-grm/1", "spct", profile="a100", image="reg.example.com/ml/spct:0.2.0")
+    pod = next(o for o in chart if o["kind"] == "Pod")
+    pod["spec"]["containers"][0]["image"] = "reg.example.com/ml/spct:"  # the helm test pod with an empty tag
+    out = _messages(check_images("reg.example.com/ml/spct:0.2.0", [], [], chart))
+    assert "chart Pod/spct-serving-test-judge: runs image 'reg.example.com/ml/spct:', not the run's image" in out
+    assert "is not REPOSITORY:TAG" in _messages(check_images("spct", [], [], []))

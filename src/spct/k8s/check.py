@@ -394,6 +394,30 @@ def _chart_pods(objs: Sequence[Mapping[str, Any]]) -> list[PodView]:
     return views
 
 
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[0-9]+)?[a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+
+
+def check_images(image: str, tasks: Iterable[PodView], jobs: Iterable[PodView],
+                 chart_objs: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """The run's image everywhere spct runs (task pods, job nodes, the predictor, the helm test pod), with a tag."""
+    problems = []
+    if not _IMAGE.match(image or ""):
+        problems.append(Problem("pipeline parameter image", f"{image!r} is not REPOSITORY:TAG (or @sha256:...)"))
+    seen: list[tuple[str, str]] = []
+    for view in [*tasks, *jobs]:
+        seen += [(view.where, c.get("image", "")) for c in view.spec.get("containers", [])]
+    for o in chart_objs:
+        if o["kind"] == "InferenceService":
+            seen += [(f"chart InferenceService/{o['metadata']['name']}", c.get("image", ""))
+                     for c in o["spec"]["predictor"].get("containers", [])]
+        elif o["kind"] == "Pod":
+            seen += [(f"chart Pod/{o['metadata']['name']}", c.get("image", "")) for c in o["spec"]["containers"]]
+    for where, img in seen:
+        if img != image:
+            problems.append(Problem(where, f"runs image {img!r}, not the run's image {image!r}"))
+    return problems
+
+
 def check_storage_credentials(objs: Sequence[Mapping[str, Any]]) -> list[Problem]:
     """KServe's storage initializer reads object-store keys from the predictor's ServiceAccount only."""
     accounts = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ServiceAccount"}
@@ -525,6 +549,9 @@ def check(
                 if s["name"] not in inv.secrets:
                     problems.append(Problem(f"chart ServiceAccount/{o['metadata']['name']}",
                                             f"storage Secret {s['name']} is neither rendered nor a prerequisite"))
+
+    problems += check_images(values.get("image") or settings.image, tasks.values(), _job_pods(job_settings, settings.nodes),
+                             chart_objs)
 
     # The overlay's own pods (MLflow).
     for view in _overlay_pods(objs):
