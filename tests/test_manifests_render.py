@@ -108,3 +108,13 @@ def test_job_templates_validate_as_written_and_as_rendered(kind):
         assert pod["serviceAccountName"] == "spct-trainer"
         for c in pod["containers"]:
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_the_image_is_named_in_one_place():
+    """settings.py names the image; the chart's repository + appVersion spell it (test_chart_render); the job
+    templates carry a placeholder render_job fills in."""
+    hits = [p for p in [*REPO.glob("src/**/*.py"), *REPO.glob("components/*.py"), *REPO.glob("pipelines/*.py"),
+                        *REPO.glob("manifests/**/*.yaml")] if "ghcr.io/spct/spct" in p.read_text()]
+    assert [p.relative_to(REPO).as_posix() for p in hits] == ["src/spct/k8s/settings.py"]
+    job = render_job(ClusterSettings(image="reg/spct:9"), ["grpo"], nodes=2, name="j")
+    assert job["spec"]["trainer"]["image"] == "reg/spct:9"
