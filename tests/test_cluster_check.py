@@ -141,3 +141,9 @@ def test_images_agree_everywhere(a100_objects) -> None:
     out = _messages(check_images("reg.example.com/ml/spct:0.2.0", [], [], chart))
     assert "chart Pod/spct-serving-test-judge: runs image 'reg.example.com/ml/spct:', not the run's image" in out
     assert "is not REPOSITORY:TAG" in _messages(check_images("spct", [], [], []))
+
+
+def test_a_compiled_cold_start_with_zero_steps(a100_objects) -> None:
+    out = _messages(check(objects=a100_objects, coldstart=True))
+    assert "pipeline task coldstart: coldstart_steps is 0: the task would hold 8 GPUs for a no-op" in out
+    assert check(objects=a100_objects, coldstart=True, params={"coldstart_steps": 200}) == []

@@ -520,6 +520,9 @@ def check(
             problems += check_path(view.where, path, view.mounts, what)
         problems += check_pool(view, inv)
         problems += check_pod_security(view, inv)
+    if "coldstart" in tasks and int(values.get("coldstart_steps") or 0) <= 0:
+        problems.append(Problem("pipeline task coldstart", f"coldstart_steps is 0: the task would hold {settings.gpus} GPUs "
+                                                           "for a no-op; compile without --coldstart"))
     problems += check_tracking_uri("pipeline parameter tracking_uri", str(values.get("tracking_uri") or ""), objs, inv, namespace)
     if settings.nodes > 1 and settings.job_kind == "trainjob" and settings.runtime not in inv.runtimes:
         problems.append(Problem("TrainJob", f"ClusterTrainingRuntime {settings.runtime} is not a declared prerequisite"))
