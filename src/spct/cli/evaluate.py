@@ -103,8 +103,7 @@ def eval_command(
     overrides: list[str] | None = typer.Option(None, "--set", help="Profile override key.sub=value; repeatable."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Evaluate a GRM: greedy in every order, Voting@k and MetaRM@k on each dataset, scored by the
-    benchmark's official rule, beside position-only baselines and 95% intervals."""
+    """Evaluate a GRM: greedy in every order, Voting@k, MetaRM@k; official rules, baselines, 95% intervals."""
     from dataclasses import replace
 
     from spct.config import ConfigError, load_profile

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spct.cli.app import app
+from spct.train.stages import STAGES
 
 console = Console()
 
@@ -87,52 +88,38 @@ def _with_model(overrides: list[str] | None, model: str | None) -> list[str]:
     return [*(overrides or []), *([f"model.spec={model}"] if model else [])]
 
 
-@app.command("coldstart")
-def coldstart_command(
-    out: Path = OUT, config: str = CONFIG, model: str | None = MODEL, overrides: list[str] | None = SET,
-    resume: bool = RESUME, progress: bool = PROGRESS,
-) -> None:
-    """Bootstrap (not in the paper): SFT on template critiques of the verifiable data, so a small base writes the format."""
-    from spct.train.coldstart import run_coldstart
+def _command(st: Any) -> Any:
+    """The ``spct NAME`` command of a stage from the table: the same options for every stage;
+    the meta RM's ``--samples`` sets ``metarm.samples``."""
+    import inspect
 
-    profile = _profile(config, _with_model(overrides, model))
-    _run("coldstart", out, lambda lg: run_coldstart(profile, out, logger=lg, resume=resume, progress=progress))
+    def command(**kw: Any) -> None:
+        sets = _with_model(kw["overrides"], kw["model"])
+        samples = kw.get("samples")
+        if samples is not None:
+            if not samples.is_file():
+                _fail(f"--samples {samples}: no such file")
+            sets.append(f"metarm.samples={samples}")
+        profile = _profile(kw["config"], sets)
+        out = kw["out"]
+        _run(st.name, out, lambda lg: st.run(profile, out, logger=lg, resume=kw["resume"], progress=kw["progress"]))
 
-
-@app.command("rft")
-def rft_command(
-    out: Path = OUT, config: str = CONFIG, model: str | None = MODEL, overrides: list[str] | None = SET,
-    resume: bool = RESUME, progress: bool = PROGRESS,
-) -> None:
-    """Rejective fine-tuning: sample N critiques per item, keep the strictly right ones (hinting the unsolved), SFT on them."""
-    from spct.train import rft
-
-    profile = _profile(config, _with_model(overrides, model))
-    _run("rft", out, lambda lg: rft.run(profile, out, logger=lg, resume=resume, progress=progress))
-
-
-@app.command("grpo")
-def grpo_command(
-    out: Path = OUT, config: str = CONFIG, model: str | None = MODEL, overrides: list[str] | None = SET,
-    resume: bool = RESUME, progress: bool = PROGRESS,
-) -> None:
-    """Rule-based online RL: G shuffled critiques per item, +1/-1 strict reward, clipped token-level loss, k3 KL."""
-    from spct.train import grpo
-
-    profile = _profile(config, _with_model(overrides, model))
-    _run("grpo", out, lambda lg: grpo.train(profile, out, logger=lg, resume=resume, progress=progress))
+    params = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, default, ann in (
+            ("out", OUT, Path), ("config", CONFIG, str), ("model", MODEL, str | None),
+            ("overrides", SET, list[str] | None), ("resume", RESUME, bool), ("progress", PROGRESS, bool),
+        )
+    ]  # fmt: skip
+    if st.name == "metarm":
+        params.append(inspect.Parameter("samples", inspect.Parameter.KEYWORD_ONLY, annotation=Path | None, default=SAMPLES))
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = st.help
+    command.__name__ = f"{st.name}_command"
+    return command
 
 
-@app.command("metarm")
-def metarm_command(
-    out: Path = OUT, config: str = CONFIG, model: str | None = MODEL, overrides: list[str] | None = SET,
-    samples: Path | None = typer.Option(None, "--samples", help="RFT's samples.jsonl (default: metarm.samples, else sample fresh)."),
-    resume: bool = RESUME, progress: bool = PROGRESS,
-) -> None:
-    """Meta RM: a scalar head trained with BCE to tell right critiques from wrong ones; reports held-out AUC."""
-    from spct.train import metarm
+SAMPLES = typer.Option(None, "--samples", help="RFT's samples.jsonl (default: metarm.samples, else sample fresh).")
 
-    if samples is not None and not samples.is_file():
-        _fail(f"--samples {samples}: no such file")
-    profile = _profile(config, _with_model(overrides, model))
-    _run("metarm", out, lambda lg: metarm.train(profile, out, logger=lg, samples=samples, resume=resume, progress=progress))
+for _stage in STAGES.values():
+    app.command(_stage.name)(_command(_stage))
