@@ -22,7 +22,13 @@ def serve_command(
         "/mnt/models", "--model", "-m",
         help="models:/NAME@champion, runs:/..., a GRM bundle directory (KServe mounts storageUri at /mnt/models), or an engine spec (tiny, demo)",
     ),
-    port: int = typer.Option(8080, "--port", "-p", help="HTTP port (binds 0.0.0.0)"),
+    port: int = typer.Option(8080, "--port", "-p", help="HTTP port"),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="SPCT_HOST",
+                             help="address to listen on: loopback by default; 0.0.0.0 in a pod (the chart passes it)"),
+    api_token: str = typer.Option(None, "--api-token", help="accept this bearer token (prefer $SPCT_API_TOKEN or a file: "
+                                                             "a flag shows in the process list)"),
+    api_token_file: Path = typer.Option(None, "--api-token-file", help="accept the bearer tokens in this file, one per line; "
+                                                                         "$SPCT_API_TOKEN is always accepted too"),
     name: str = typer.Option("spct-grm", "--name", help="model name in the URL: /v1/models/NAME:predict"),
     grpc_port: int = typer.Option(0, "--grpc-port", help="also serve KServe's gRPC on this port (0 = off)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
@@ -41,8 +47,13 @@ def serve_command(
     tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking/registry URI"),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="where MLflow downloads go (default: a temp dir)"),
 ) -> None:
-    """Serve the GRM over KServe's V1 and V2 protocols until SIGTERM (in-flight requests finish)."""
+    """Serve the GRM (KServe V1/V2, OpenAI completions and chat, OpenRLHF /get_reward) until SIGTERM.
+
+    With a token ($SPCT_API_TOKEN, --api-token-file) every judging and generation route needs
+    'Authorization: Bearer <token>'; health, readiness and /metrics stay open for probes.
+    """
     from spct.engine import ModelNotAvailable
+    from spct.serving.auth import load_tokens
     from spct.serving.bundle import BundleError
     from spct.serving.predictor import ServerSettings
     from spct.serving.protocol import Limits
@@ -50,8 +61,12 @@ def serve_command(
 
     if not 1 <= max_k <= 32:
         _fail(f"--max-k {max_k}: must be in 1..32")
+    try:
+        tokens = load_tokens(api_token, api_token_file)
+    except ValueError as e:
+        _fail(str(e))
     settings = ServerSettings(
-        name=name, http_port=port, grpc_port=grpc_port or 8081, enable_grpc=grpc_port > 0, device=device, dtype=dtype,
+        name=name, host=host, api_tokens=tokens, http_port=port, grpc_port=grpc_port or 8081, enable_grpc=grpc_port > 0, device=device, dtype=dtype,
         token_budget=token_budget, batching=batching, max_wait_ms=max_wait_ms, max_batch_tokens=max_batch_tokens,
         max_batch_requests=max_batch_requests, max_queue=max_queue, request_timeout_s=timeout_s, grace_period_s=grace_s,
         tracking_uri=tracking_uri, cache_dir=cache_dir,

@@ -6,12 +6,17 @@ it holds ``max_batch_requests`` jobs, or ``max_wait_s`` has passed since that
 first job: a lone request waits at most ``max_wait_s``; under load, whatever
 queued while the previous batch ran goes into the next one at once.
 ``max_batch_requests=1`` turns batching off (one request per call).
+
+A ``solo`` job runs as a batch of its own: a generation request that names a
+``seed`` must get the same text whoever else is waiting, and sampled text
+depends on which rows share a ``generate`` call.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+from collections import deque
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +40,7 @@ class Job(Generic[T]):
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
     started: float = 0.0
+    solo: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,18 +62,20 @@ class Batcher(Generic[T, R]):
         self._q: queue.Queue[Job[T] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Jobs that could not join the batch being collected lead the next ones, in arrival order.
+        self._held: deque[Job[T]] = deque()
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="spct-batcher", daemon=True)
             self._thread.start()
 
-    def submit(self, items: Sequence[T], tokens: int) -> Future:
+    def submit(self, items: Sequence[T], tokens: int, *, solo: bool = False) -> Future:
         if self._closed:
             raise QueueFull("the server is shutting down")
-        if self._q.qsize() >= self.policy.max_queue:
+        if self.waiting >= self.policy.max_queue:
             raise QueueFull(f"{self.policy.max_queue} requests are already waiting")
-        job: Job[T] = Job(items, tokens)
+        job: Job[T] = Job(items, tokens, solo=solo)
         self._q.put(job)
         return job.future
 
@@ -80,14 +88,17 @@ class Batcher(Generic[T, R]):
 
     @property
     def waiting(self) -> int:
-        return self._q.qsize()
+        return self._q.qsize() + len(self._held)
 
     def _collect(self, first: Job[T]) -> tuple[list[Job[T]], bool]:
         batch, tokens, p = [first], first.tokens, self.policy
+        if first.solo:
+            return batch, False
         deadline = first.enqueued + p.max_wait_s
         while len(batch) < p.max_batch_requests and tokens < p.max_batch_tokens:
+            from_held = bool(self._held)
             try:
-                nxt = self._q.get_nowait()
+                nxt = self._held.popleft() if from_held else self._q.get_nowait()
             except queue.Empty:
                 left = deadline - time.perf_counter()
                 if left <= 0:
@@ -98,8 +109,9 @@ class Batcher(Generic[T, R]):
                     break
             if nxt is None:
                 return batch, True
-            if batch and tokens + nxt.tokens > p.max_batch_tokens:
-                self._q.put(nxt)  # too big to join: it leads the next batch (order within a batch does not matter)
+            if nxt.solo or tokens + nxt.tokens > p.max_batch_tokens:
+                # It leads the next batch, keeping its place among the held ones.
+                (self._held.appendleft if from_held else self._held.append)(nxt)
                 break
             batch.append(nxt)
             tokens += nxt.tokens
@@ -108,7 +120,7 @@ class Batcher(Generic[T, R]):
     def _loop(self) -> None:
         stop = False
         while not stop:
-            first = self._q.get()
+            first = self._held.popleft() if self._held else self._q.get()
             if first is None:
                 break
             batch, stop = self._collect(first)
@@ -130,7 +142,10 @@ class Batcher(Generic[T, R]):
                     j.future.set_exception(e)
                 continue
             if self._on_batch is not None:
-                self._on_batch(batch)
+                try:
+                    self._on_batch(batch)
+                except Exception:  # bookkeeping must never stop the worker: every later caller would hang
+                    log.exception("batch observer failed")
             pos = 0
             for j in batch:
                 j.future.set_result(results[pos : pos + len(j.items)])
@@ -138,7 +153,7 @@ class Batcher(Generic[T, R]):
         # Drain whatever is left after the stop marker (submit() refuses new work by now).
         while True:
             try:
-                j = self._q.get_nowait()
+                j = self._held.popleft() if self._held else self._q.get_nowait()
             except queue.Empty:
                 break
             if j is not None and j.future.set_running_or_notify_cancel():

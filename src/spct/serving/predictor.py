@@ -9,12 +9,13 @@ server only listens once the model can answer).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import copy
 import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from spct.grm.prompt import render_judge, special_strings
 from spct.serving import metrics
 from spct.serving.batcher import BatchPolicy, Batcher, Job, QueueFull
 from spct.serving.bundle import Bundle, load_meta_rm, resolve
+from spct.serving.openai_api import GenRequest
 from spct.serving.scoring import score_batch
 from spct.serving.protocol import (
     Defaults,
@@ -43,6 +45,14 @@ log = logging.getLogger("spct.serving")
 WARMUP = JudgeRequest((Message(role="user", content="What is 2 + 2?"),), ("4", "5"), k=1, temperature=0.0)
 
 
+def _break_specials(text: str, specials: list[str]) -> str:
+    # The tokenizer would turn "<|im_end|>" typed in a message into a real turn boundary.
+    for sp in specials:
+        if sp in text:
+            text = text.replace(sp, sp[0] + " " + sp[1:])
+    return text
+
+
 class ServingError(RuntimeError):
     """A request that cannot be answered now (busy, timed out): ``status`` is the HTTP code."""
 
@@ -56,6 +66,7 @@ class ServerSettings:
     """How ``spct serve`` runs: ports, device, batching, limits."""
 
     name: str = "spct-grm"
+    host: str = "127.0.0.1"  # loopback unless asked: a pod passes --host 0.0.0.0
     http_port: int = 8080
     grpc_port: int = 8081
     enable_grpc: bool = False
@@ -72,6 +83,7 @@ class ServerSettings:
     tracking_uri: str | None = None
     cache_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)  # empty: no authentication
 
     def policy(self) -> BatchPolicy:
         return BatchPolicy(
@@ -130,7 +142,8 @@ class GRMModel(kserve.Model):
         # they never share the Rust tokenizer with the sampling thread.
         self._tok = copy.deepcopy(engine.tokenizer)
         self._specials = special_strings(self._tok)
-        self.batcher = Batcher(lambda reqs: score_batch(engine, reqs, base, meta_rm=meta), s.policy(), self._observe)
+        self._base = base
+        self.batcher = Batcher(lambda items: self._run(engine, items), s.policy(), self._observe)
         self.batcher.start()
         t0 = time.perf_counter()
         self.batcher.submit([WARMUP], 1).result()
@@ -173,15 +186,7 @@ class GRMModel(kserve.Model):
             if isinstance(payload, (bytes, bytearray)):
                 payload = loads(bytes(payload), lim)
             reqs = parse_v1(payload, lim, self.defaults)
-        tokens = 0
-        for r in reqs:
-            if r.k_meta is not None and self._meta_rm is None:
-                raise RequestError(f"{r.field}.k_meta" if proto == "v1" else "k_meta",
-                                   "this model has no meta RM; leave k_meta out")
-            n = self.prompt_tokens(r)
-            if n > lim.max_prompt_tokens:
-                raise RequestError(r.field, f"the judge prompt is {n} tokens, over the limit of {lim.max_prompt_tokens}", 413)
-            tokens += r.k * (n + self.bundle.config.max_new_tokens if self.bundle else n)
+        tokens = sum(self.check_judge(r, f"{r.field}.k_meta" if proto == "v1" else "k_meta") for r in reqs)
         return Parsed(proto, reqs, tokens, t0, request_id, outputs)
 
     def prompt_tokens(self, req: JudgeRequest) -> int:
@@ -191,25 +196,85 @@ class GRMModel(kserve.Model):
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Parsed:
         return self.parse(payload)
 
-    async def predict(self, payload: Parsed, headers: dict[str, str] | None = None) -> Any:
+    async def submit(self, items: list[Any], tokens: int, *, solo: bool = False) -> list[Any]:
+        """Queue items (judge or generation requests) for the model; their results, in order."""
         if not self.ready or self.batcher is None:
             raise ServingError(503, "the model is not ready")
         try:
-            fut = self.batcher.submit(payload.requests, payload.tokens)
+            fut = self.batcher.submit(items, tokens, solo=solo)
         except QueueFull as e:
             raise ServingError(503, f"server busy: {e}; retry later") from None
         metrics.QUEUE_DEPTH.set(self.batcher.waiting)
         try:
-            results: list[JudgeResult] = await asyncio.wait_for(asyncio.wrap_future(fut), self.settings.request_timeout_s)
+            return await asyncio.wait_for(asyncio.wrap_future(fut), self.settings.request_timeout_s)
         except asyncio.TimeoutError:
             fut.cancel()
             raise ServingError(504, f"the request did not finish within {self.settings.request_timeout_s:g} s") from None
+
+    async def predict(self, payload: Parsed, headers: dict[str, str] | None = None) -> Any:
+        results: list[JudgeResult] = await self.submit(payload.requests, payload.tokens)
         self.record(results)
         total_ms = (time.perf_counter() - payload.started) * 1000
         for r in results:
             r.timings.total_ms = total_ms
             r.timings.queue_ms = max(0.0, total_ms - r.timings.generate_ms)
         return self.encode_v2(payload, results[0]) if payload.protocol == "v2" else self.encode_v1(results)
+
+    # -- raw generation (the OpenAI routes) -------------------------------------
+    def check_judge(self, req: JudgeRequest, k_meta_field: str) -> int:
+        """The token estimate of a judge request; refuses what the model cannot take."""
+        lim = self.settings.limits
+        if req.k_meta is not None and self._meta_rm is None:
+            raise RequestError(k_meta_field, "this model has no meta RM; leave k_meta out")
+        n = self.prompt_tokens(req)
+        if n > lim.max_prompt_tokens:
+            raise RequestError(req.field, f"the judge prompt is {n} tokens, over the limit of {lim.max_prompt_tokens}", 413)
+        return req.k * (n + (self.bundle.config.max_new_tokens if self.bundle else 0))
+
+    def render_chat(self, messages: Any) -> str:
+        """A chat through the model's template; control-token text in the content is broken up."""
+        from spct.grm.prompt import render
+
+        chat = [{"role": m.role, "content": _break_specials(m.content, self._specials)} for m in messages]
+        return render(self._tok, chat)
+
+    def check_gen(self, gen: GenRequest) -> int:
+        lim = self.settings.limits
+        total = 0
+        for i, prompt in enumerate(gen.prompts):
+            n = len(self._tok(prompt, add_special_tokens=False)["input_ids"])
+            if n > lim.max_prompt_tokens:
+                where = gen.field if len(gen.prompts) == 1 else f"{gen.field}[{i}]"
+                raise RequestError(where, f"{n} tokens, over the limit of {lim.max_prompt_tokens}", 413)
+            total += gen.n * (n + gen.max_tokens)
+        return total
+
+    def _run(self, engine: Any, items: list[Any]) -> list[Any]:
+        """The batch step on the worker thread: judge requests voted, generation requests sampled."""
+        out: list[Any] = [None] * len(items)
+        judged = [i for i, x in enumerate(items) if isinstance(x, JudgeRequest)]
+        if judged:
+            for i, r in zip(judged, score_batch(engine, [items[i] for i in judged], self._base, meta_rm=self._meta_rm)):
+                out[i] = r
+        groups: dict[tuple, list[int]] = {}
+        for i, x in enumerate(items):
+            if isinstance(x, GenRequest):
+                groups.setdefault((x.temperature, x.top_p, x.max_tokens, x.min_tokens, x.seed), []).append(i)
+        for (temperature, top_p, max_tokens, min_tokens, seed), idxs in groups.items():
+            if seed is None:  # OpenAI semantics: no seed, fresh randomness every time
+                seed = secrets.randbelow(2**62)
+            # Expanded exactly as engine.generate(prompts, params, n) expands them, so a
+            # seeded request alone in its batch samples what the local engine would.
+            flat = [p for i in idxs for p in items[i].prompts for _ in range(items[i].n)]
+            params = replace(self._base, temperature=temperature, top_p=top_p, max_new_tokens=max_tokens,
+                             min_new_tokens=min_tokens, seed=seed)
+            gens = [row[0] for row in engine.generate(flat, params, n=1)]
+            pos = 0
+            for i in idxs:
+                g = items[i]
+                out[i] = [gens[pos + j * g.n : pos + (j + 1) * g.n] for j in range(len(g.prompts))]
+                pos += len(g.prompts) * g.n
+        return out
 
     # -- answers ---------------------------------------------------------------
     def encode_v1(self, results: list[JudgeResult]) -> dict[str, Any]:
@@ -252,7 +317,8 @@ class GRMModel(kserve.Model):
 
     def _observe(self, batch: list[Job]) -> None:
         metrics.BATCH_REQUESTS.observe(len(batch))
-        metrics.BATCH_SAMPLES.observe(sum(r.k for j in batch for r in j.items))
+        metrics.BATCH_SAMPLES.observe(sum(r.k if isinstance(r, JudgeRequest) else len(r.prompts) * r.n
+                                          for j in batch for r in j.items))
         metrics.QUEUE_DEPTH.set(self.batcher.waiting if self.batcher else 0)
 
     def record(self, results: list[JudgeResult]) -> None:

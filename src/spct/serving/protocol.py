@@ -70,6 +70,11 @@ class Limits:
     max_k: int = 32
     max_prompt_tokens: int = 4096  # one rendered judge prompt
     max_temperature: float = 2.0
+    max_new_tokens: int = 4096  # what an OpenAI request may ask for (max_tokens)
+    # An oversized body is still read (and dropped) up to this much, so the client
+    # gets its 413 instead of a reset from closing on unread data; past it the
+    # connection is closed.
+    max_discard_bytes: int = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,12 @@ def _float(v: Any, where: str, lo: float, hi: float) -> float:
     return float(v)
 
 
-def _text(v: Any, where: str, limits: Limits, nonblank: bool) -> str:
+def _text(v: Any, where: str, limits: Limits, nonblank: bool, max_chars: int | None = None) -> str:
     if not isinstance(v, str):
         raise RequestError(where, f"must be a string, got {_type(v)}")
-    if len(v) > limits.max_chars:
-        raise RequestError(where, f"{len(v)} characters is over the limit of {limits.max_chars}", 413)
+    cap = max_chars or limits.max_chars
+    if len(v) > cap:
+        raise RequestError(where, f"{len(v)} characters is over the limit of {cap}", 413)
     if nonblank and not v.strip():
         raise RequestError(where, "must not be empty")
     return v
