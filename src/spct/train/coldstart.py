@@ -28,14 +28,54 @@ CRITERIA = (
 )
 
 
-def template_critique(ex: Example, perm: Sequence[int], rng: random.Random) -> str:
+# One principle line per kind (``string_ops`` and ``counting`` per sub-kind) for the short template:
+# what the item's checkable answer must satisfy, as a judge would state it for this question.
+PRINCIPLES = {
+    "arithmetic": "the exact result of the calculation",
+    "unit_conversion": "the value converted with the right factor",
+    "sorting": "every number of the list, in {order} order",
+    "counting": "the exact count",
+    "letter": "the exact number of times the letter appears",
+    "vowels": "the exact number of vowels",
+    "words": "the exact number of words",
+    "uppercase": "every letter in uppercase",
+    "acronym": "the first letter of each word, in capitals",
+    "reverse": "the letters in reverse order",
+}
+
+
+def principle(ex: Example) -> str:
+    """The short template's one principle line for ``ex``."""
+    params = ex.meta.get("params") or {}
+    kind = ex.meta.get("kind", "")
+    text = PRINCIPLES.get(params.get("mode", ""), PRINCIPLES.get(kind, "the right final answer"))
+    return f"- Correctness (100%): {text.format(order=params.get('order', 'the asked'))}."
+
+
+def template_critique(ex: Example, perm: Sequence[int], rng: random.Random, template: str = "full") -> str:
     """A critique in the GRM format for ``ex`` with its responses shown in ``perm`` order.
 
     Correct responses score 8-10, wrong ones 1-4, so the true best is always strictly highest.
+    ``template="short"``: one principle line for the item's kind and one short line per response
+    (``Response 2: "PN", wrong (left out the last word's letter).``), about half the tokens of ``full``.
     """
     meta = ex.meta.get("response_meta")
     if not meta or len(meta) != ex.n:
         raise ValueError(f"{ex.id}: cold start needs meta.response_meta for every response (a builtin:verifiable item)")
+    if template == "short":
+        lines, scores = [], []
+        for pos, i in enumerate(perm, start=1):
+            m = meta[i]
+            if m["correct"]:
+                lines.append(f"Response {pos}: {m['answer']}, correct.")
+                scores.append(rng.randint(8, 10))
+            else:
+                lines.append(f"Response {pos}: {m['answer']}, wrong ({m['reason']}).")
+                scores.append(rng.randint(1, 4))
+        box = ", ".join(map(str, scores))
+        return f"Specific Criteria:\n{principle(ex)}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
+    if template != "full":
+        raise ValueError(f"unknown template {template!r} (full or short)")
     lines, scores = [], []
     for pos, i in enumerate(perm, start=1):
         m = meta[i]
@@ -49,16 +89,34 @@ def template_critique(ex: Example, perm: Sequence[int], rng: random.Random) -> s
     return f"{CRITERIA}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
 
 
-def coldstart_data(tokenizer: Any, examples: Sequence[Example], perms: int, seed: int) -> list[SFTExample]:
-    """``perms`` shuffled presentations per item, each paired with its template critique."""
+def presentation(n: int, seed: int, key: str, j: int, orders: str = "random") -> tuple[list[int], random.Random]:
+    """The order of presentation ``j`` of an item and the generator for its critique's scores.
+
+    ``random``: a seeded shuffle per presentation. ``rotations``: rotation ``j mod n`` of a seeded
+    base order (a new base every n presentations), so n presentations show each response once in
+    every slot and the gold position carries no signal.
+    """
+    if orders == "random":
+        rng = sample_rng(seed, key, j)
+        return permutation(n, rng), rng
+    if orders != "rotations":
+        raise ValueError(f"unknown orders {orders!r} (random or rotations)")
+    base = permutation(n, sample_rng(seed, key, -1 - j // n))
+    r = j % n
+    return base[r:] + base[:r], sample_rng(seed, key, j)
+
+
+def coldstart_data(
+    tokenizer: Any, examples: Sequence[Example], perms: int, seed: int, *, orders: str = "random", template: str = "full"
+) -> list[SFTExample]:
+    """``perms`` presentations per item (see :func:`presentation`), each paired with its template critique."""
     out = []
     specials = special_strings(tokenizer)
     for ex in examples:
         for j in range(perms):
-            rng = sample_rng(seed, f"coldstart:{ex.id}", j)
-            perm = permutation(ex.n, rng)
+            perm, rng = presentation(ex.n, seed, f"coldstart:{ex.id}", j, orders)
             prompt = render_judge(tokenizer, ex.messages, [ex.responses[i] for i in perm], specials=specials)
-            out.append(encode_text(tokenizer, prompt, template_critique(ex, perm, rng)))
+            out.append(encode_text(tokenizer, prompt, template_critique(ex, perm, rng, template)))
     return out
 
 
@@ -75,7 +133,7 @@ def run_coldstart(
     model, tokenizer, device = runtime.load_for_training(
         profile.model.spec, profile.model.dtype, profile.model.device, profile.lora, profile.train
     )
-    data = coldstart_data(tokenizer, examples, cfg.perms, profile.train.seed)
+    data = coldstart_data(tokenizer, examples, cfg.perms, profile.train.seed, orders=cfg.orders, template=cfg.template)
     kept = [d for d in data if len(d) <= cfg.max_length]
     summary = train_sft(
         model, tokenizer, kept, stage="coldstart", steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,

@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 DEFAULT_TRAIN_DATA = "builtin:verifiable?n=200&seed=1&split=train"  # evaluation reads split=heldout: no shared input
 
 
+Orders = Literal["random", "rotations"]
+ORDERS_HELP = (
+    "random: each sample its own seeded shuffle | rotations: sample j shows rotation j (mod n) of the responses, "
+    "so k a multiple of n puts the gold once in every slot and a position shortcut earns nothing"
+)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -55,6 +62,12 @@ class ColdStartConfig(_Section):
 
     data: str = DEFAULT_TRAIN_DATA
     perms: int = Field(2, ge=1, description="shuffled presentations of each item")
+    orders: Orders = Field(
+        "random", description="random: each presentation its own shuffle | rotations: presentation j is rotation j of a seeded order, so perms = n shows the gold once in every slot"
+    )
+    template: Literal["full", "short"] = Field(
+        "full", description="full: generic criteria + one analysis sentence per response | short: one principle line for the item's kind + one line per response (about half the tokens)"
+    )
     steps: int = Field(100, ge=1)
     lr: float = Field(1e-5, gt=0)
     batch_size: int = Field(16, ge=1, description="sequences per optimizer step (all ranks)")
@@ -67,6 +80,7 @@ class RFTConfig(_Section):
     limit: int | None = Field(None, ge=1, description="first N training items")
     n_samples: int = Field(3, ge=1, description="trajectories per item (the paper's N)")
     hint: bool = Field(True, description="hinted sampling for items with no right trajectory")
+    orders: Orders = Field("random", description=ORDERS_HELP)
     temperature: float | None = Field(None, ge=0.0, description="None = sampling.temperature")
     max_new_tokens: int | None = Field(None, ge=1, description="None = sampling.max_new_tokens")
     token_budget: int | None = Field(None, ge=64, description="padded tokens per generate() micro-batch; None = sampling.token_budget")
@@ -81,6 +95,7 @@ class GRPOConfig(_Section):
     data: str = DEFAULT_TRAIN_DATA
     limit: int | None = Field(None, ge=1)
     group_size: int = Field(4, ge=2, description="G samples per item, each with its own shuffle")
+    orders: Orders = Field("random", description=ORDERS_HELP)
     batch_size: int = Field(512, ge=1, description="items per step (x G rollouts)")
     micro_batch_size: int = Field(8, ge=1, description="rollouts per forward/backward")
     steps: int = Field(900, ge=1)
@@ -109,6 +124,10 @@ class MetaRMConfig(_Section):
     data: str = DEFAULT_TRAIN_DATA
     limit: int | None = Field(None, ge=1)
     n_samples: int = Field(4, ge=1, description="trajectories per item when sampling fresh")
+    fresh: bool = Field(
+        False, description="with samples: also sample fresh trajectories of data/limit from --model (e.g. the final GRM) and train on both"
+    )
+    orders: Orders = Field("random", description=ORDERS_HELP)
     temperature: float | None = Field(None, ge=0.0, description="None = sampling.temperature")
     max_new_tokens: int | None = Field(None, ge=1, description="None = sampling.max_new_tokens")
     token_budget: int | None = Field(None, ge=64, description="padded tokens per generate() micro-batch; None = sampling.token_budget")

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spct.grm.judge import JudgeItem, Sample, judge
+from spct.grm.judge import Sample, judge
 from spct.train import runtime
-from spct.train.rft import is_right, sampling_params
+from spct.train.rft import is_right, judge_item, sampling_params
 from spct.train.sft import stream
 from spct.types import Example
 
@@ -197,7 +197,7 @@ def train(
         rt.module.eval()
         # A new seed every step: fresh shuffles and draws, the same ones again after a resume.
         params = sampling_params(profile, cfg, seed_offset=tcfg.seed * 1_000_003 + step * 1000, min_new_tokens=cfg.min_new_tokens)
-        samples = [j.samples for j in judge(engine, [JudgeItem.from_example(ex, k=cfg.group_size) for ex in batch], params)]
+        samples = [j.samples for j in judge(engine, [judge_item(ex, cfg.group_size, params.seed, cfg.orders) for ex in batch], params)]
         t_gen = time.perf_counter() - t_step
 
         # 2. rule rewards -> group-normalised advantages

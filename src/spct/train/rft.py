@@ -18,26 +18,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from spct.grm.judge import JudgeItem, Sample, judge
 from spct.grm.prompt import render_judge, special_strings
-from spct.grm.rules import is_right_for_labels, is_strictly_right
+from spct.grm.rules import is_right, permutation, sample_rng
 from spct.types import Example
 
 Reason = Literal["kept", "wrong", "parse_failure", "too_easy", "hinted", "hinted_wrong"]
 ItemOutcome = Literal["kept", "too_easy", "hinted", "unsolved"]
 REASONS: tuple[Reason, ...] = ("kept", "wrong", "parse_failure", "too_easy", "hinted", "hinted_wrong")
-
-
-def is_right(ex: Example, scores: Sequence[int] | None) -> bool:
-    """The strict training rule: ``best`` strictly on top, or (label-only data) the label order respected."""
-    if ex.best is not None:
-        return is_strictly_right(scores, ex.best)
-    assert ex.labels is not None  # an Example always has one or the other
-    return is_right_for_labels(scores, ex.labels)
 
 
 @dataclass(frozen=True)
@@ -104,17 +96,36 @@ def count(trajectories: Sequence[Trajectory], outcomes: Sequence[ItemOutcome]) -
     return counts
 
 
+def judge_item(ex: Example, k: int, seed: int, orders: str = "random", hint: bool = False) -> JudgeItem:
+    """``k`` samples of ``ex``: each in its own seeded shuffle (``random``), or (``rotations``) sample j in
+    rotation j mod n of a seeded base order, so every n consecutive samples show the gold once in every slot."""
+    item = JudgeItem.from_example(ex, k=k, hint=hint)
+    if orders == "random":
+        return item
+    if orders != "rotations":
+        raise ValueError(f"unknown orders {orders!r} (random or rotations)")
+    base = permutation(ex.n, sample_rng(seed, item.key, -1))
+    rot = [tuple(base[r:] + base[:r]) for r in range(ex.n)]
+    return replace(item, orders=tuple(rot[j % ex.n] for j in range(k)))
+
+
 def rejective_sample(
-    engine: Any, examples: Sequence[Example], n: int, params: Any, *, hint: bool = True, progress: bool = False
+    engine: Any,
+    examples: Sequence[Example],
+    n: int,
+    params: Any,
+    *,
+    hint: bool = True,
+    progress: bool = False,
+    orders: str = "random",
 ) -> RFTData:
     """Steps 1-4: sample, label, hint where nothing was right. All generation goes through the shared sampler."""
-    from dataclasses import replace
-
-    plain = [j.samples for j in judge(engine, [JudgeItem.from_example(ex, k=n) for ex in examples], params, progress=progress)]
+    plain_items = [judge_item(ex, n, params.seed, orders) for ex in examples]
+    plain = [j.samples for j in judge(engine, plain_items, params, progress=progress)]
     unsolved = [i for i, (ex, row) in enumerate(zip(examples, plain)) if not any(is_right(ex, s.scores) for s in row)]
     hinted: dict[int, list[Sample]] = {}
     if hint and unsolved:
-        hint_items = [JudgeItem.from_example(examples[i], k=n, hint=examples[i].best is not None) for i in unsolved]
+        hint_items = [judge_item(examples[i], n, params.seed + 1, orders, hint=examples[i].best is not None) for i in unsolved]
         # A different seed: the hinted draws are new samples, not the failed ones again with a hint.
         rows = [j.samples for j in judge(engine, hint_items, replace(params, seed=params.seed + 1), progress=progress)]
         hinted = {i: row for i, row in zip(unsolved, rows) if examples[i].best is not None}
@@ -198,7 +209,7 @@ def run(
         # Every rank samples the same items (same seeds): simple, and sampling is not the bottleneck at scale.
         model.eval()
         data = rejective_sample(Engine(model, tokenizer, "policy"), examples, cfg.n_samples,
-                                sampling_params(profile, cfg), hint=cfg.hint, progress=progress)  # fmt: skip
+                                sampling_params(profile, cfg), hint=cfg.hint, progress=progress, orders=cfg.orders)  # fmt: skip
         trajectories, counts = data.trajectories, data.counts
         sample_s = time.perf_counter() - t0
         if rank == 0:
