@@ -109,24 +109,6 @@ def curate_stage(sources: Sequence[str], out_dir: Path, tracking: Tracking, *, l
 # ---- training ----------------------------------------------------------------------
 
 
-def _training_function(kind: str) -> Any:
-    """``spct.train.<module>``'s entry point: ``fn(profile, out_dir, *, logger, progress)`` writing ``out_dir/model``."""
-    import importlib
-
-    modules = {"coldstart": ["coldstart"], "rft": ["rft"], "grpo": ["grpo"], "metarm": ["meta_rm", "metarm"]}[kind]
-    for name in modules:
-        try:
-            mod = importlib.import_module(f"spct.train.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"spct.train.{name}":
-                raise
-            continue
-        for fn in (f"run_{kind}", "run", "train"):
-            if callable(getattr(mod, fn, None)):
-                return getattr(mod, fn)
-    raise ImportError(f"no training entry point for {kind!r} in spct.train.{'/'.join(modules)}")
-
-
 def plot_curves(metrics_jsonl: Path, out_png: Path, title: str) -> Path | None:
     """One panel per metric from a training ``metrics.jsonl``."""
     from spct.tracking import read_jsonl_metrics
@@ -184,6 +166,7 @@ def train_stage(
     """
     from spct.config import load_profile
     from spct.tracking import MultiLogger, default_logger
+    from spct.train.stages import STAGES
 
     sets = [*overrides, f"model.spec={model_spec}"]
     if data:
@@ -207,7 +190,7 @@ def train_stage(
             _replay_curves(out_dir / "metrics.jsonl", mlog)  # rank 0 wrote them on the shared volume
         else:
             logger = MultiLogger(default_logger(out_dir, console_every=max(1, prof.train.log_every)), mlog)
-            summary = _training_function(kind)(prof, out_dir, logger=logger, progress=False)
+            summary = STAGES[kind].run(prof, out_dir, logger=logger, progress=False)
         numeric = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if numeric:
             mlog.log_metrics({f"final/{k}": v for k, v in numeric.items()}, step=0)

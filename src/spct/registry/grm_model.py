@@ -24,13 +24,6 @@ BUNDLE_DIR = "grm"
 PIP_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.*", "mlflow==3.17.2", "pydantic==2.14.*", "pyyaml>=6"]
 
 
-def load_meta_rm(directory: str | Path) -> Any:
-    """The meta RM a bundle (or the meta RM stage) holds, as spct.train.metarm saves it."""
-    from spct.train.metarm import MetaRewardModel
-
-    return MetaRewardModel.load(directory)
-
-
 def build_bundle(model_dir: str | Path, out: str | Path, *, meta_rm_dir: str | Path | None = None, **config: Any) -> Path:
     """Copy a trained model (+ meta RM) into ``out/grm`` with its ``spct.json``; returns the bundle folder."""
     from spct.serving.bundle import CONFIG_FILE, BundleConfig
@@ -55,12 +48,16 @@ def signature() -> Any:
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
+    from spct.engine.sampler import SamplingParams
+
+    DEFAULT = SamplingParams()  # the one place sampling defaults are declared
+
     return ModelSignature(
         inputs=Schema([ColSpec("string", "prompt"), ColSpec(Array("string"), "responses")]),
         outputs=Schema([ColSpec(Array("long"), "scores"), ColSpec("long", "best"), ColSpec("long", "parsed")]),
         params=ParamSchema(
-            [ParamSpec("k", "long", 1), ParamSpec("temperature", "double", 0.5), ParamSpec("seed", "long", 0),
-             ParamSpec("max_new_tokens", "long", 256)]
+            [ParamSpec("k", "long", 1), ParamSpec("temperature", "double", DEFAULT.temperature),
+             ParamSpec("seed", "long", DEFAULT.seed), ParamSpec("max_new_tokens", "long", DEFAULT.max_new_tokens)]
         ),
     )
 

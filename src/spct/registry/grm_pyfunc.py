@@ -20,7 +20,7 @@ class GRMPyfunc:
         self.engine = Engine.load(self.bundle.spec)
         self.meta_rm = None
         if self.bundle.meta_rm_dir is not None:
-            from spct.registry.grm_model import load_meta_rm
+            from spct.grm.meta import load_meta_rm
 
             self.meta_rm = load_meta_rm(self.bundle.meta_rm_dir)
 
