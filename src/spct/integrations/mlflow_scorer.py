@@ -6,7 +6,7 @@ mean GRM score (1..10) and whose rationale is the critique of the sample that
 scored the answer highest (the principles it wrote, then its analysis);
 ``metadata`` keeps the vote (samples used, failed, per-sample scores). A judge
 that could not score the answer returns a Feedback carrying an error instead
-of a made-up value.
+of a made-up value; an empty answer gets the lowest score (1) unjudged.
 
 ``inputs`` may be a question string, chat ``messages`` or a dict with one of
 ``question``, ``query``, ``prompt``, ``input``, ``request``, ``messages``;
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from spct.integrations.judges import Judge, LocalJudge, ServerJudge, run_sync
-from spct.integrations.rewards import completion_text, to_messages
+from spct.integrations.judges import Judge, JudgeError, LocalJudge, ServerJudge, run_sync
+from spct.integrations.rewards import MAX_CHARS, completion_text, to_messages
 
 _INPUT_KEYS = ("messages", "question", "query", "prompt", "input", "request", "inputs")
 _OUTPUT_KEYS = ("response", "output", "answer", "content", "text", "outputs")
@@ -50,12 +50,18 @@ def judge_feedback(judge: Judge, inputs: Any, outputs: Any, *, k: int | None = N
     """One answer judged: the Feedback the scorer returns."""
     from mlflow.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
 
-    inst: dict[str, Any] = {"messages": _question(inputs), "responses": [_answer(outputs)], "seed": seed,
+    source = AssessmentSource(source_type=AssessmentSourceType.LLM_JUDGE, source_id=name)
+    answer = _answer(outputs)
+    if not answer.strip():
+        return Feedback(name=name, source=source, value=1.0, rationale="The answer is empty: not judged, given the lowest score.")
+    inst: dict[str, Any] = {"messages": _question(inputs), "responses": [answer[:MAX_CHARS]], "seed": seed,
                             "return_critiques": True}
     if k is not None:
         inst["k"] = k
-    source = AssessmentSource(source_type=AssessmentSourceType.LLM_JUDGE, source_id=name)
-    (pred,) = run_sync(judge.judge([inst]))
+    try:
+        (pred,) = run_sync(judge.judge([inst]))
+    except (JudgeError, ValueError) as e:  # a refusal (too long, bad input) or an unreachable judge
+        return Feedback(name=name, source=source, error=AssessmentError(error_code="SPCT_JUDGE_ERROR", error_message=str(e)))
     meta = {"k": pred["k"], "used": pred["used"], "failed": pred["failed"],
             "sample_scores": [s[0] if s else None for s in pred["sample_scores"]]}
     if not pred["used"]:
