@@ -191,6 +191,15 @@ def fuzz_bodies(n: int, seed: int = 0):
     v1_keys = ["prompt", "messages", "responses", "k", "k_meta", "temperature", "seed", "return_critiques", "bogus"]
     for i in range(n):
         kind = rng.random()
+        if kind < 0.05:
+            # Refused before use: over the 1 MB limit (413) or a wrong content type with a large body
+            # (415); sent whole or chunked. Each must get its answer, never a connection reset.
+            big = b'{"instances": [' + b"x" * rng.choice([1_000_001, 1_500_000, 3_000_000, 200_000])
+            content = big if rng.random() < 0.5 else [big[j : j + 65_536] for j in range(0, len(big), 65_536)]
+            ctype = "application/json" if len(big) > 1_000_000 else "text/plain"
+            yield rng.choice([f"/v1/models/{NAME}:predict", f"/v2/models/{NAME}/infer", "/v1/completions",
+                              "/v1/chat/completions", "/get_reward"]), content, ctype
+            continue
         if kind < 0.4:
             b = body(i, 1)
             inst = b["instances"][0]
@@ -237,7 +246,8 @@ def fuzz_run(server: Server, n: int) -> dict:
     with httpx.Client(timeout=300) as h:
         for route, raw, ctype in fuzz_bodies(n):
             try:
-                r = h.post(server.url + route, content=raw, headers={"content-type": ctype} if ctype else {})
+                body = iter(raw) if isinstance(raw, list) else raw  # a list: sent chunked
+                r = h.post(server.url + route, content=body, headers={"content-type": ctype} if ctype else {})
             except httpx.HTTPError:
                 crashes += 1
                 continue
