@@ -262,3 +262,25 @@ def test_oversized_and_refused_bodies_get_their_answer_not_a_reset(server: Serve
                 assert ok.status_code == 200
     print("413 fuzz:", stats)
     assert stats == {"sent": 90, "connection_failures": 0, "5xx": 0, "wrong": 0}
+
+
+# -- the predictor as a thin voting layer over an engine server ----------------------------------------
+
+
+def test_predictor_over_an_openai_engine_answers_like_the_engine_server(server: Server, bundle: Path) -> None:
+    """``spct serve --engine openai:URL`` (what the chart's vLLM mode runs): generation on the
+    other server, rendering/parsing/voting here. Greedy: the same verdicts and critiques."""
+    layer = Server(bundle, bundle.parent / "layer.log", "--engine", f"openai:{server.url}/v1")
+    try:
+        layer.wait_ready()
+        body = {"instances": [{"prompt": "What is 2 + 2?", "responses": ["4", "5"], "k": 2, "temperature": 0,
+                               "return_critiques": True},
+                              {"prompt": "Name a colour.", "responses": ["blue", "seven", "red"], "k": 3, "temperature": 0,
+                               "seed": 4, "return_critiques": True}]}
+        a = post(server, f"/v1/models/{NAME}:predict", body).json()["predictions"]
+        b = post(layer, f"/v1/models/{NAME}:predict", body).json()["predictions"]
+        for x, y in zip(a, b):
+            for key in ("scores", "best", "tied", "sample_scores", "critiques", "generated_tokens", "prompt_tokens"):
+                assert x[key] == y[key], key
+    finally:
+        layer.stop()

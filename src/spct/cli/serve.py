@@ -33,6 +33,9 @@ def serve_command(
     grpc_port: int = typer.Option(0, "--grpc-port", help="also serve KServe's gRPC on this port (0 = off)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
+    engine: str = typer.Option(None, "--engine", envvar="SPCT_ENGINE",
+                               help="openai:URL: generate on that OpenAI-compatible server (vLLM, SGLang, another spct); "
+                                    "this process keeps the bundle's tokenizer, voting and meta RM. Key: $SPCT_ENGINE_API_KEY"),
     batching: bool = typer.Option(True, "--batching/--no-batching", help="coalesce concurrent requests into one sampling batch"),
     max_wait_ms: float = typer.Option(10.0, help="longest a request waits for others to join its batch"),
     max_batch_tokens: int = typer.Option(32768, help="token estimate (prompt + new, times k) per batch"),
@@ -53,12 +56,15 @@ def serve_command(
     'Authorization: Bearer <token>'; health, readiness and /metrics stay open for probes.
     """
     from spct.engine import ModelNotAvailable
+    from spct.engine.openai import EngineError
     from spct.serving.auth import load_tokens
     from spct.serving.bundle import BundleError
     from spct.serving.predictor import ServerSettings
     from spct.serving.protocol import Limits
     from spct.serving.server import serve
 
+    if engine is not None and not engine.startswith("openai:"):
+        _fail(f"--engine {engine!r}: expected openai:URL (e.g. openai:http://vllm:8000/v1)")
     if not 1 <= max_k <= 32:
         _fail(f"--max-k {max_k}: must be in 1..32")
     try:
@@ -66,7 +72,7 @@ def serve_command(
     except ValueError as e:
         _fail(str(e))
     settings = ServerSettings(
-        name=name, host=host, api_tokens=tokens, http_port=port, grpc_port=grpc_port or 8081, enable_grpc=grpc_port > 0, device=device, dtype=dtype,
+        name=name, host=host, api_tokens=tokens, engine=engine, http_port=port, grpc_port=grpc_port or 8081, enable_grpc=grpc_port > 0, device=device, dtype=dtype,
         token_budget=token_budget, batching=batching, max_wait_ms=max_wait_ms, max_batch_tokens=max_batch_tokens,
         max_batch_requests=max_batch_requests, max_queue=max_queue, request_timeout_s=timeout_s, grace_period_s=grace_s,
         tracking_uri=tracking_uri, cache_dir=cache_dir,
@@ -74,7 +80,7 @@ def serve_command(
     )
     try:
         serve(model, settings)
-    except (BundleError, ModelNotAvailable, ValueError, OSError) as e:
+    except (BundleError, ModelNotAvailable, EngineError, ValueError, OSError) as e:
         _fail(str(e))
 
 

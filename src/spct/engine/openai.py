@@ -54,7 +54,10 @@ def _base_url(url: str) -> str:
 
 
 class OpenAIEngine:
-    """Generation over HTTP. ``tokenizer``: a loaded tokenizer or a model spec/directory to load one from."""
+    """Generation over HTTP. ``tokenizer``: a loaded tokenizer or a model spec/directory to load one from.
+
+    The bearer key: ``api_key``, else ``$SPCT_ENGINE_API_KEY``, ``$OPENAI_API_KEY``, ``$SPCT_API_TOKEN``.
+    """
 
     def __init__(self, url: str, *, tokenizer: Any = None, model: str | None = None, api_key: str | None = None,
                  concurrency: int = 8, chunk: int = 64, max_request_bytes: int = 900_000, timeout_s: float = 600.0,
@@ -67,7 +70,9 @@ class OpenAIEngine:
         self.tokenizer = tokenizer
         self.name = f"openai:{self.url}"
         self.model = model
-        self.api_key = api_key if api_key is not None else (os.environ.get("SPCT_API_TOKEN") or os.environ.get("OPENAI_API_KEY"))
+        env = os.environ
+        self.api_key = api_key if api_key is not None else (
+            env.get("SPCT_ENGINE_API_KEY") or env.get("OPENAI_API_KEY") or env.get("SPCT_API_TOKEN"))
         self.concurrency = concurrency
         self.chunk = chunk
         self.max_request_bytes = max_request_bytes
@@ -89,6 +94,30 @@ class OpenAIEngine:
         from spct.integrations.judges import run_sync
 
         return run_sync(self.agenerate(prompts, params, n))
+
+    def wait_ready(self, timeout_s: float = 900.0, log: Any = None) -> None:
+        """Poll the model list until the server answers (a vLLM pod loads its weights for minutes)."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while True:
+            try:
+                r = httpx.get(f"{self.url}/v1/models", headers=self._headers(), timeout=10)
+                if r.status_code == 200:
+                    return
+                if r.status_code in (401, 403):
+                    raise EngineError(f"{self.url}/v1/models answered {r.status_code}: {_message(r)} (check the engine's API key)")
+                last = f"HTTP {r.status_code}"
+            except httpx.TransportError as e:
+                last = type(e).__name__
+            if time.monotonic() > deadline:
+                raise EngineError(f"{self.url} did not answer within {timeout_s:g} s (last: {last})")
+            if log is not None:
+                log.info("waiting for the engine at %s (%s)", self.url, last)
+            time.sleep(5)
 
     # -- async core --------------------------------------------------------------------------
     async def agenerate(self, prompts: Sequence[str], params: SamplingParams, n: int = 1) -> list[list[Generation]]:

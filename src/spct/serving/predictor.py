@@ -84,6 +84,9 @@ class ServerSettings:
     cache_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     api_tokens: tuple[str, ...] = field(default=(), repr=False)  # empty: no authentication
+    # "openai:URL": generation runs on that server (vLLM, ...); this process renders, parses,
+    # votes and runs the meta RM, with the bundle's tokenizer and settings.
+    engine: str | None = None
 
     def policy(self) -> BatchPolicy:
         return BatchPolicy(
@@ -126,7 +129,13 @@ class GRMModel(kserve.Model):
 
         s = self.settings
         bundle = resolve(self.source, cache_dir=s.cache_dir, tracking_uri=s.tracking_uri)
-        engine = Engine.load(bundle.spec, dtype=s.dtype, device=s.device)
+        if s.engine:
+            from spct.engine.openai import open_engine
+
+            engine = open_engine(s.engine, tokenizer=bundle.spec)
+            engine.wait_ready(900.0, log)  # a vLLM pod may still be loading its weights: KServe waits on our readiness
+        else:
+            engine = Engine.load(bundle.spec, dtype=s.dtype, device=s.device)
         meta = self._meta_rm
         if meta is None and bundle.meta_rm_dir is not None:
             from spct.engine.models import resolve_device
