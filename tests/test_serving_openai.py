@@ -284,3 +284,53 @@ def test_predictor_over_an_openai_engine_answers_like_the_engine_server(server: 
                 assert x[key] == y[key], key
     finally:
         layer.stop()
+
+
+# -- a bounded fuzz of the OpenAI and /get_reward bodies ---------------------------------------------
+
+JUNK = [None, True, -1, 0, 33, 2**70, 1.5, "", "x" * 20_000, [], {}, [1, "a"], {"a": None}, "\u202e\x00", "\ud800"]
+
+
+def _mutants(n: int, seed: int = 1) -> Iterator[tuple[str, dict | list | str]]:
+    rng = random.Random(seed)
+    bases = [
+        ("/v1/completions", {"model": NAME, "prompt": ["Hi", "Yo"], "max_tokens": 2, "n": 1, "temperature": 0.5, "seed": 1,
+                             "stop": ["."], "stream": False}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "stream": True,
+                                  "stream_options": {"include_usage": True}}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "2+2?"}], "spct": {"responses": ["4", "5"], "k": 1}}),
+        ("/get_reward", {"query": ["q a", "q b"], "prompts": ["q", "q"], "k": 1}),
+    ]
+    for _ in range(n):
+        route, base = rng.choice(bases)
+        body = json.loads(json.dumps(base))
+        action = rng.random()
+        if action < 0.5:
+            body[rng.choice([*body, "bogus", "logprobs", "top_k", "max_completion_tokens", "min_tokens"])] = rng.choice(JUNK)
+        elif action < 0.7:
+            body.pop(rng.choice(sorted(body)))
+        elif action < 0.85 and "spct" in body:
+            body["spct"][rng.choice(["responses", "k", "k_meta", "return_critiques", "x"])] = rng.choice(JUNK)
+        elif action < 0.95 and "messages" in body:
+            body["messages"] = rng.choice([[{"role": "user"}], [{"role": "user", "content": [{"type": "image"}]}],
+                                           [{"role": "assistant", "content": "a"}], "hi", [rng.choice(JUNK)]])
+        else:
+            body = rng.choice(JUNK)
+        yield route, body
+
+
+def test_fuzz_openai_and_reward_bodies(server: Server) -> None:
+    stats: dict[str, int] = {}
+    with httpx.Client(timeout=120, headers=server.headers) as h:
+        for route, body in _mutants(300):
+            try:
+                raw = json.dumps(body).encode()
+            except (TypeError, ValueError, UnicodeEncodeError):
+                continue
+            r = h.post(server.url + route, content=raw, headers={"content-type": "application/json"})
+            stats[str(r.status_code)] = stats.get(str(r.status_code), 0) + 1
+            assert r.status_code < 500, r.text[:300]
+            if r.status_code >= 400:
+                assert r.json()["field"], r.text[:300]
+    print("openai fuzz:", stats)
+    assert sum(stats.values()) >= 250 and stats.get("200", 0) > 0 and any(c.startswith("4") for c in stats)
