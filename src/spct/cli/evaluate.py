@@ -49,6 +49,26 @@ def dataset_name(spec: str, taken: set[str]) -> str:
     return name
 
 
+ENGINE_HELP = ("Where generation runs: local (default: the model loaded here) or openai:URL (a vLLM, SGLang, KServe or "
+               "spct server's OpenAI API; prompts are rendered here with --model's tokenizer). $SPCT_API_TOKEN or "
+               "$OPENAI_API_KEY authenticates.")
+
+
+def load_engine(prof: Any, engine: str | None) -> Any:
+    """The profile's model here, or an OpenAI-compatible server rendering with the model's tokenizer."""
+    from spct.engine import ModelNotAvailable, open_engine
+
+    spec = engine or "local"
+    if spec != "local" and not spec.startswith("openai:"):
+        _fail(f"--engine {spec!r}: expected local or openai:URL (e.g. openai:http://127.0.0.1:8080/v1)")
+    try:
+        if spec == "local":
+            return open_engine(prof.model.spec, dtype=prof.model.dtype, device=prof.model.device)
+        return open_engine(spec, tokenizer=prof.model.spec)
+    except (ModelNotAvailable, OSError, ValueError) as e:
+        _fail(f"cannot load model {prof.model.spec!r}: {e}" if spec == "local" else f"--engine {spec}: {e}")
+
+
 def print_table(table: Table) -> None:
     """Print a wide table whole: piped output (CI logs, ``make demo | tee``) has no width to fit to."""
     (console if console.is_terminal else Console(width=200)).print(table)
@@ -101,6 +121,7 @@ def eval_command(
     train_data: list[str] | None = typer.Option(None, "--train-data", help="Training data to check the evaluation items against (default: the profile's training sections' data); repeatable."),
     allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Evaluate even if items are shared with the training data (the report says so)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Profile override key.sub=value; repeatable."),
+    engine: str | None = typer.Option(None, "--engine", envvar="SPCT_ENGINE", help=ENGINE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Evaluate a GRM: greedy in every order, Voting@k, MetaRM@k; official rules, baselines, 95% intervals."""
@@ -146,14 +167,12 @@ def eval_command(
         except (MetaRMError, OSError) as e:
             _fail(f"--meta-rm: {e}")
 
-    from spct.engine import Engine, ModelNotAvailable
     from spct.evaluate.harness import evaluate
 
-    try:
-        engine = Engine.load(prof.model.spec, dtype=prof.model.dtype, device=prof.model.device)
-    except (ModelNotAvailable, OSError, ValueError) as e:
-        _fail(f"cannot load model {prof.model.spec!r}: {e}")
-    report = evaluate(engine, datasets, settings, meta_rm=meta, out_dir=out, progress=progress, model=prof.model.spec, data_info=info)
+    gen = load_engine(prof, engine)
+    remote = str(getattr(gen, "name", "")).startswith("openai:")
+    model_name = f"{prof.model.spec} via {gen.name}" if remote else prof.model.spec
+    report = evaluate(gen, datasets, settings, meta_rm=meta, out_dir=out, progress=progress, model=model_name, data_info=info)
     print_results(report)
     console.print(f"report: {out / 'report.md'}")
 
@@ -209,6 +228,7 @@ def judge_command(
     seed: int | None = typer.Option(None, "--seed"),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    engine: str | None = typer.Option(None, "--engine", envvar="SPCT_ENGINE", help=ENGINE_HELP),
 ) -> None:
     """Judge responses to one prompt: each sample's principles, critique and scores, then the vote."""
     from spct.config import ConfigError, load_profile
@@ -217,18 +237,14 @@ def judge_command(
         prof = load_profile(profile, [f"model.spec={model}"] if model else [])
     except ConfigError as e:
         _fail(str(e))
-    from spct.engine import Engine, ModelNotAvailable
     from spct.grm.judge import JudgeItem, judge
     from spct.grm.parse import Judgment
     from spct.types import user
 
     given = {"temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
     params = prof.sampling.params(**{key: v for key, v in given.items() if v is not None})
-    try:
-        engine = Engine.load(prof.model.spec, dtype=prof.model.dtype, device=prof.model.device)
-    except (ModelNotAvailable, OSError, ValueError) as e:
-        _fail(f"cannot load model {prof.model.spec!r}: {e}")
-    (judged,) = judge(engine, [JudgeItem([user(prompt)], list(response), k=k)], params)
+    gen = load_engine(prof, engine)
+    (judged,) = judge(gen, [JudgeItem([user(prompt)], list(response), k=k)], params)
     verdict, samples = judged.verdict, judged.samples
 
     rows = []
