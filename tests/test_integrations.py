@@ -149,7 +149,7 @@ def test_openrlhf_get_reward(server: Server) -> None:
 # -- MLflow ----------------------------------------------------------------------------------------------
 
 
-def test_mlflow_scorer_gives_score_and_critique(server: Server, tmp_path: Path) -> None:
+def test_mlflow_scorer_gives_score_and_critique(server: Server, mlflow_server: str) -> None:
     import mlflow
     from mlflow.entities import Feedback
     from spct.integrations.mlflow_scorer import spct_scorer
@@ -166,12 +166,17 @@ def test_mlflow_scorer_gives_score_and_critique(server: Server, tmp_path: Path) 
     bad = untrained(inputs=[{"role": "user", "content": "Name a fruit."}], outputs={"response": "Apple."})
     assert bad.value is None and bad.error.error_code == "SPCT_UNSCORED" and bad.metadata["failed"] == 2
 
-    # and through mlflow.genai.evaluate, tracked in a local store
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_WORKERS", "2")
-    result = mlflow.genai.evaluate(
-        data=[{"inputs": {"question": "Name a fruit."}, "outputs": "Apple."},
-              {"inputs": {"question": "Say hi."}, "outputs": "Hi!"}],
-        scorers=[scorer],
-    )
+    # and through mlflow.genai.evaluate, tracked by the session's MLflow server
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server)
+    try:
+        mlflow.set_experiment("spct-scorer-test")
+        os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_WORKERS", "2")
+        result = mlflow.genai.evaluate(
+            data=[{"inputs": {"question": "Name a fruit."}, "outputs": "Apple."},
+                  {"inputs": {"question": "Say hi."}, "outputs": "Hi!"}],
+            scorers=[scorer],
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
     assert result.metrics["spct/mean"] == 7.0

@@ -322,7 +322,7 @@ def _mutants(n: int, seed: int = 1) -> Iterator[tuple[str, dict | list | str]]:
 def test_fuzz_openai_and_reward_bodies(server: Server) -> None:
     stats: dict[str, int] = {}
     with httpx.Client(timeout=120, headers=server.headers) as h:
-        for route, body in _mutants(300):
+        for route, body in _mutants(150):
             try:
                 raw = json.dumps(body).encode()
             except (TypeError, ValueError, UnicodeEncodeError):
@@ -333,4 +333,4 @@ def test_fuzz_openai_and_reward_bodies(server: Server) -> None:
             if r.status_code >= 400:
                 assert r.json()["field"], r.text[:300]
     print("openai fuzz:", stats)
-    assert sum(stats.values()) >= 250 and stats.get("200", 0) > 0 and any(c.startswith("4") for c in stats)
+    assert sum(stats.values()) >= 120 and stats.get("200", 0) > 0 and any(c.startswith("4") for c in stats)
