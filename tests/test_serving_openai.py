@@ -109,6 +109,34 @@ def test_openai_engine_reports_refusals(server: Server, bundle: Path) -> None:
         eng.generate(["hello"], SamplingParams(max_new_tokens=4))
 
 
+def test_openai_engine_merges_duplicates_for_per_prompt_seeding_servers(server: Server, bundle: Path) -> None:
+    """The path taken against vLLM-like servers: identical prompts of a call become one prompt with a
+    larger n, and every caller still gets its own samples, in order."""
+    from spct.engine import SamplingParams
+    from spct.engine.openai import OpenAIEngine
+
+    eng = OpenAIEngine(server.url, tokenizer=str(bundle), api_key=TOKEN, model=NAME, merge_duplicates=True)
+    prompts = ["Hello there", "Once upon a time", "Hello there", "Hello there", "Why"]
+    out = eng.generate(prompts, SamplingParams(temperature=1.0, max_new_tokens=6, seed=2), n=2)
+    assert [len(row) for row in out] == [2] * 5
+    hello = [g.text for i in (0, 2, 3) for g in out[i]]
+    assert len(set(hello)) > 1  # the six samples of the repeated prompt are not one sample copied
+    # 3 distinct prompts: "Hello there" sent once with n=6, the others with n=2 (one request per multiplicity)
+    assert eng.usage.requests == 2 and eng.usage.completion_tokens == sum(g.completion_tokens for row in out for g in row)
+
+
+def test_openai_engine_retries_then_reports_an_unreachable_server(bundle: Path) -> None:
+    from serving_fixture import free_port
+    from spct.engine import SamplingParams
+    from spct.engine.openai import EngineError, OpenAIEngine
+
+    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}", tokenizer=str(bundle), model=NAME, merge_duplicates=False,
+                       retries=2, backoff_s=0.01)
+    with pytest.raises(EngineError, match="ConnectError after 3 tries"):
+        eng.generate(["hi"], SamplingParams(max_new_tokens=2))
+    assert eng.usage.retries == 2
+
+
 # -- the wire format -------------------------------------------------------------------------------
 
 
