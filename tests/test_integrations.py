@@ -87,7 +87,10 @@ def test_trl_reward_func_local_matches_served(server: Server, bundle: Path) -> N
     settings = RewardSettings(seed=7)
     served = SpctReward(server.url, token=TOKEN, settings=settings).reward(prompts, completions)
     local = SpctReward(engine=str(bundle), settings=settings, device="cpu", **GRM).reward(prompts, completions)
-    assert served == local == [7.0, 7.0, 7.0]
+    # voting here, generation on the server's OpenAI route (what a vLLM-served GRM looks like)
+    over_engine = SpctReward(engine=f"openai:{server.url}", tokenizer=str(bundle), api_key=TOKEN, settings=settings,
+                             **GRM).reward(prompts, completions)
+    assert served == local == over_engine == [7.0, 7.0, 7.0]
 
 
 @pytest.mark.timeout(600)

@@ -99,15 +99,21 @@ class ServerJudge:
 
 
 class LocalJudge:
-    """A GRM in this process: an engine spec (``tiny``, a bundle or model directory) or a loaded engine."""
+    """Voting in this process: an engine spec (``tiny``, a bundle or model directory), a loaded engine,
+    or ``openai:URL`` (generation on a vLLM/SGLang/spct server, rendered with ``tokenizer``)."""
 
     def __init__(self, engine: Any, *, k: int = 4, temperature: float = 0.5, max_new_tokens: int = 256,
                  top_p: float = 1.0, meta_rm: Any | None = None, k_meta: int | None = None, token_budget: int = 8192,
-                 device: str = "auto"):
-        from spct.engine import Engine, SamplingParams
+                 device: str = "auto", tokenizer: Any = None, api_key: str | None = None):
+        from spct.engine import SamplingParams, open_engine
         from spct.serving.protocol import Defaults
 
-        self.engine = Engine.load(engine, device=device) if isinstance(engine, str) else engine
+        if isinstance(engine, str) and engine.startswith("openai:"):
+            self.engine = open_engine(engine, tokenizer=tokenizer, api_key=api_key)
+        elif isinstance(engine, str):
+            self.engine = open_engine(engine, device=device)
+        else:
+            self.engine = engine
         self.meta_rm = meta_rm
         self.defaults = Defaults(k=k, k_meta=k_meta if meta_rm is not None else None, temperature=temperature)
         self.base = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
