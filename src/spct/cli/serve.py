@@ -34,7 +34,7 @@ def serve_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
     engine: str = typer.Option(None, "--engine", envvar="SPCT_ENGINE",
-                               help="openai:URL: generate on that OpenAI-compatible server (vLLM, SGLang, another spct); "
+                               help="local (default) or openai:URL: generate on that OpenAI-compatible server (vLLM, SGLang, another spct); "
                                     "this process keeps the bundle's tokenizer, voting and meta RM. Key: $SPCT_ENGINE_API_KEY"),
     batching: bool = typer.Option(True, "--batching/--no-batching", help="coalesce concurrent requests into one sampling batch"),
     max_wait_ms: float = typer.Option(10.0, help="longest a request waits for others to join its batch"),
@@ -63,8 +63,10 @@ def serve_command(
     from spct.serving.protocol import Limits
     from spct.serving.server import serve
 
+    if engine == "local":  # the same values as spct eval --engine (they share $SPCT_ENGINE)
+        engine = None
     if engine is not None and not engine.startswith("openai:"):
-        _fail(f"--engine {engine!r}: expected openai:URL (e.g. openai:http://vllm:8000/v1)")
+        _fail(f"--engine {engine!r}: expected local or openai:URL (e.g. openai:http://vllm:8000/v1)")
     if not 1 <= max_k <= 32:
         _fail(f"--max-k {max_k}: must be in 1..32")
     try:
