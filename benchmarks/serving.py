@@ -112,9 +112,18 @@ class Server:
         return code
 
 
+SEED_MODE = {"mode": "none"}
+
+
 def body(i: int, k: int) -> dict:
+    """A judge request; with --seed-mode distinct each carries its own seed. spct.serving.scoring
+    runs one sampling call per distinct (temperature, seed), so distinct seeds measure requests
+    that cannot share a generate call, whatever the batcher collects."""
     q, a, b = QUESTIONS[i % len(QUESTIONS)]
-    return {"instances": [{"prompt": f"{q} (#{i})", "responses": [a, b], "k": k, "seed": i}]}
+    inst = {"prompt": f"{q} (#{i})", "responses": [a, b], "k": k}
+    if SEED_MODE["mode"] == "distinct":
+        inst["seed"] = i
+    return {"instances": [inst]}
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -275,8 +284,11 @@ def main() -> None:
     ap.add_argument("--fuzz-model", default="tiny",
                     help="model of the fuzzed server: validation does not depend on it, but the ~10%% of mutated "
                          "bodies that stay valid are judged, so a small model keeps the run short")
+    ap.add_argument("--seed-mode", choices=("none", "distinct"), default="none",
+                    help="none: requests leave seed out (the server's default, 0); distinct: request i sends seed=i")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
+    SEED_MODE["mode"] = args.seed_mode
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
@@ -287,6 +299,7 @@ def main() -> None:
                     "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg()},
         "versions": {p: metadata.version(p) for p in ("torch", "transformers", "kserve", "spct")},
         "model": args.model, "clients": args.clients, "k": args.k, "max_new_tokens": args.max_new_tokens,
+        "seed_mode": args.seed_mode,
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
