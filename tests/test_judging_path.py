@@ -95,3 +95,16 @@ def test_judge_refuses_metarm_items_without_a_meta_rm():
 def test_a_bad_engine_is_one_line(tmp_path):
     res = runner.invoke(app, ["eval", "--profile", "tiny", "--engine", "vllm:x", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "--engine 'vllm:x': expected local or openai:URL" in res.output
+
+
+def test_requests_with_their_own_seeds_share_one_call_and_keep_their_shuffles_and_tie_breaks():
+    from spct.engine import Engine, SamplingParams
+
+    engine = Engine.load("tiny")
+    a = JudgeItem([user(PROMPT)], RESPONSES, k=3, seed=11)
+    b = JudgeItem([user("Reverse 'abc'.")], ['"cba"', '"abc"'], k=3, seed=12)
+    together = judge(engine, [a, b], SamplingParams(max_new_tokens=4, seed=11))
+    alone_b = judge(engine, [b], SamplingParams(max_new_tokens=4, seed=12))[0]
+    assert [s.perm for s in together[0].samples] == [a.order(j, 0) for j in range(3)]
+    assert [s.perm for s in together[1].samples] == [s.perm for s in alone_b.samples]  # b's own seed, not the call's
+    assert together[1].verdict.best == alone_b.verdict.best  # tie-break from b's seed

@@ -60,7 +60,8 @@ class JudgeItem:
     position ``p``), and then ``k = len(orders)``. ``hint`` is the original index
     of the best response (RFT hinted sampling). ``k_meta`` set: the meta RM rates
     the samples and the verdict is MetaRM@k over the ``k_meta`` it rates highest.
-    ``key`` defaults to the content key.
+    ``key`` defaults to the content key. ``seed`` (default: the sampling call's) seeds this
+    item's shuffles and tie-break, so items with different seeds can share one generation call.
     """
 
     messages: Sequence[Message]
@@ -70,6 +71,7 @@ class JudgeItem:
     k_meta: int | None = None
     key: str = ""
     orders: tuple[tuple[int, ...], ...] | None = None
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.responses)
@@ -90,9 +92,10 @@ class JudgeItem:
         return cls(ex.messages, ex.responses, k=k, hint=ex.best if hint else None, k_meta=k_meta)
 
     def order(self, j: int, seed: int) -> list[int]:
+        """Sample ``j``'s presented order (``seed``: the call's, unless the item has its own)."""
         if self.orders is not None:
             return list(self.orders[j])
-        return permutation(len(self.responses), sample_rng(seed, self.key, j))
+        return permutation(len(self.responses), sample_rng(self.seed if self.seed is not None else seed, self.key, j))
 
 
 def rotations(n: int) -> tuple[tuple[int, ...], ...]:
@@ -232,6 +235,7 @@ def judge(
     out = []
     for i, (item, row) in enumerate(zip(items, rows)):
         ms = meta.get(i)
-        v = decide(item.key, row, len(item.responses), seed=params.seed, meta_scores=ms, k_meta=item.k_meta)
+        seed = item.seed if item.seed is not None else params.seed
+        v = decide(item.key, row, len(item.responses), seed=seed, meta_scores=ms, k_meta=item.k_meta)
         out.append(Judged(item, v, row, ms))
     return out

@@ -1,9 +1,13 @@
 """Judge a batch of requests: the predictor's model step, through :func:`spct.grm.judge.judge`.
 
-Every request becomes one :class:`JudgeItem` with its own ``k`` (and ``k_meta``),
-so its samples are shuffled, voted and tie-broken exactly as ``spct eval`` and
-``spct judge`` do for the same content and seed. Requests share one sampling
-call unless they differ in temperature or seed (a different generation config).
+Every request becomes one :class:`JudgeItem` with its own ``k``, ``k_meta`` and
+``seed``, so its samples are shuffled, voted and tie-broken exactly as ``spct
+eval`` and ``spct judge`` do for the same content and seed. Requests share one
+sampling call unless they differ in temperature (a different generation config):
+clients that each send their own seed still batch. The call is seeded with its
+first request's seed, so a request judged alone (or greedily) gets exactly the
+samples ``spct judge`` gets; a sampled request's text otherwise depends on the
+requests it shares the batch with.
 """
 
 from __future__ import annotations
@@ -55,19 +59,20 @@ def score_batch(
     *,
     meta_rm: Any | None = None,
 ) -> list[JudgeResult]:
-    """Results in request order; one ``judge`` call per distinct (temperature, seed)."""
+    """Results in request order; one ``judge`` call per distinct temperature."""
     results: list[JudgeResult | None] = [None] * len(requests)
-    groups: dict[tuple[float, int], list[int]] = {}
+    groups: dict[float, list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault((r.temperature, r.seed), []).append(i)
-    for (temperature, seed), idxs in groups.items():
+        groups.setdefault(r.temperature, []).append(i)
+    for temperature, idxs in groups.items():
         t0 = time.perf_counter()
         items = [
-            JudgeItem(requests[i].messages, requests[i].responses, k=requests[i].k,
+            JudgeItem(requests[i].messages, requests[i].responses, k=requests[i].k, seed=requests[i].seed,
                       k_meta=requests[i].k_meta if meta_rm is not None else None)
             for i in idxs
         ]  # fmt: skip
-        judged = judge(engine, items, replace(base, temperature=temperature, seed=seed), meta_rm=meta_rm)
+        params = replace(base, temperature=temperature, seed=requests[idxs[0]].seed)
+        judged = judge(engine, items, params, meta_rm=meta_rm)
         ms = (time.perf_counter() - t0) * 1000
         for i, j in zip(idxs, judged):
             res = _result(requests[i], j)
