@@ -102,11 +102,14 @@ class LocalJudge:
     """Voting in this process: an engine spec (``tiny``, a bundle or model directory), a loaded engine,
     or ``openai:URL`` (generation on a vLLM/SGLang/spct server, rendered with ``tokenizer``)."""
 
-    def __init__(self, engine: Any, *, k: int = 4, temperature: float = 0.5, max_new_tokens: int = 256,
-                 top_p: float = 1.0, meta_rm: Any | None = None, k_meta: int | None = None, token_budget: int = 8192,
-                 device: str = "auto", tokenizer: Any = None, api_key: str | None = None):
+    def __init__(self, engine: Any, *, k: int = 4, temperature: float | None = None, max_new_tokens: int | None = None,
+                 top_p: float | None = None, meta_rm: Any | None = None, k_meta: int | None = None,
+                 token_budget: int | None = None, device: str = "auto", tokenizer: Any = None, api_key: str | None = None):
         from spct.engine import SamplingParams, open_engine
         from spct.serving.protocol import Defaults
+
+        given = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "token_budget": token_budget}
+        base = SamplingParams(**{k: v for k, v in given.items() if v is not None})  # unset: SamplingParams' defaults
 
         if isinstance(engine, str) and engine.startswith("openai:"):
             self.engine = open_engine(engine, tokenizer=tokenizer, api_key=api_key)
@@ -115,9 +118,8 @@ class LocalJudge:
         else:
             self.engine = engine
         self.meta_rm = meta_rm
-        self.defaults = Defaults(k=k, k_meta=k_meta if meta_rm is not None else None, temperature=temperature)
-        self.base = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                   token_budget=token_budget)
+        self.defaults = Defaults(k=k, k_meta=k_meta if meta_rm is not None else None, temperature=base.temperature)
+        self.base = base
         self._lock = threading.Lock()  # one model, one sampling call at a time (any thread, any loop)
 
     def judge_sync(self, instances: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

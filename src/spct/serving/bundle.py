@@ -24,10 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from spct.engine.sampler import SamplingParams
+
 CONFIG_FILE = "spct.json"
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 KSERVE_MOUNT = "/mnt/models"
 
+
+_SAMPLING = SamplingParams()  # the one place sampling defaults are declared (spct.engine.sampler)
 
 class BundleError(ValueError):
     """A model source that cannot be served; the message names the file or URI."""
@@ -43,9 +47,9 @@ class BundleConfig(BaseModel):
     version: str | None = Field(None, description="registry version; filled in from MLflow when served from models:/")
     k: int = Field(4, ge=1, le=32, description="samples voted per request by default")
     k_meta: int | None = Field(None, ge=1, description="MetaRM@k default (needs meta_rm/)")
-    temperature: float = Field(0.5, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1, le=4096)
+    temperature: float = Field(_SAMPLING.temperature, ge=0.0, le=2.0)
+    top_p: float = Field(_SAMPLING.top_p, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(_SAMPLING.max_new_tokens, ge=1, le=4096)
     min_new_tokens: int = Field(0, ge=0, le=4096, description="benchmarks set it to max_new_tokens for equal-length generations")
     meta_rm: str | None = Field(None, description="meta RM folder inside the bundle (default: meta_rm/ when present)")
 
@@ -175,12 +179,11 @@ def save_bundle(model: Any, tokenizer: Any, out: Path, config: BundleConfig | No
 
 
 def load_meta_rm(directory: Path, device: str = "cpu") -> Any:
-    """The meta RM saved in ``directory`` (``spct.train.metarm.MetaRewardModel.save``)."""
+    """The bundle's meta RM (spct.grm.meta, no training code), its problems as a :class:`BundleError`."""
+    from spct.grm.meta import MetaRMError
+    from spct.grm.meta import load_meta_rm as load
+
     try:
-        from spct.train.metarm import MetaRewardModel
-    except ImportError as e:
-        raise BundleError(f"{directory}: a meta RM is configured but spct.train.metarm cannot be imported ({e})") from e
-    try:
-        return MetaRewardModel.load(directory, device=device)
-    except (OSError, ValueError, KeyError) as e:
-        raise BundleError(f"{directory}: not a loadable meta RM: {e}") from e
+        return load(directory, device=device)
+    except MetaRMError as e:
+        raise BundleError(str(e)) from e

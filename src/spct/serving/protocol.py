@@ -25,7 +25,10 @@ from typing import Any
 
 import orjson
 
+from spct.engine.sampler import SamplingParams
 from spct.types import Message
+
+_SAMPLING = SamplingParams()  # the one place sampling defaults are declared
 
 ROLES = ("system", "user", "assistant")
 OPTIONS = ("k", "k_meta", "seed", "temperature", "return_critiques")
@@ -83,7 +86,7 @@ class Defaults:
 
     k: int = 1
     k_meta: int | None = None
-    temperature: float = 0.5
+    temperature: float = _SAMPLING.temperature
     seed: int = 0
 
 
@@ -93,7 +96,7 @@ class JudgeRequest:
     responses: tuple[str, ...]
     k: int = 1
     k_meta: int | None = None
-    temperature: float = 0.5
+    temperature: float = _SAMPLING.temperature
     seed: int = 0
     return_critiques: bool = False
     field: str = ""  # where it came from, for errors found later (token limits)
