@@ -170,7 +170,9 @@ def test_mlflow_scorer_gives_score_and_critique(server: Server, mlflow_server: s
     assert bad.value is None and bad.error.error_code == "SPCT_UNSCORED" and bad.metadata["failed"] == 2
 
     # and through mlflow.genai.evaluate, tracked by the session's MLflow server
-    previous = mlflow.get_tracking_uri()
+    # Restored exactly afterwards: set_tracking_uri also exports MLFLOW_TRACKING_URI, and a default
+    # URI "restored" as an explicit one would steer every later test's MLflow (the local pipeline's).
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(mlflow_server)
     try:
         mlflow.set_experiment("spct-scorer-test")

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 # The tiny model only learns the uppercase sub-kind (configs/tiny.yaml); seed 1 is the training seed.
 LOCAL_SOURCES = {
     "tiny": ["builtin:verifiable?n=40&seed=1&categories=string_ops&modes=uppercase&split=train"],
-    "demo": ["builtin:verifiable?n=200&seed=1&split=train"],
+    "demo": ["builtin:verifiable?n=200&seed=1&categories=string_ops&modes=uppercase,acronym&split=train"],
 }
 
 
