@@ -8,12 +8,7 @@ with SIGTERM while requests are in flight.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,73 +19,21 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_fixture import NAME, Server, make_bundle
 
-NAME = "spct-grm"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The server process and bundle helpers are shared with the OpenAI/auth tests (serving_fixture);
+# this module runs without a token and with an explicit shutdown grace period.
+VERSION = "7"
 
 
-def make_bundle(root: Path, **cfg: Any) -> Path:
-    """The tiny model as a GRM bundle: model files + spct.json with short generations."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from spct.engine.models import tiny_dir
-
-    out = root / "bundle"
-    shutil.copytree(tiny_dir(), out)
-    conf = {"name": NAME, "version": "7", "k": 2, "temperature": 0.5, "max_new_tokens": 8, **cfg}
-    (out / "spct.json").write_text(json.dumps(conf))
-    return out
-
-
-class Server:
-    def __init__(self, bundle: Path, log: Path, *args: str, grace_s: int = 60):
-        self.port = _free_port()
-        self.log_path = log
-        self._log = open(log, "wb")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spct.serving", "serve", "--model", str(bundle), "--port", str(self.port),
-             "--name", NAME, "--device", "cpu", "--grace-s", str(grace_s), *args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/v2/models/{NAME}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"server not ready within {timeout} s:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+def start(bundle: Path, log: Path, grace_s: int = 60) -> Server:
+    return Server(bundle, log, "--grace-s", str(grace_s), token=None)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     d = tmp_path_factory.mktemp("serving")
-    srv = Server(make_bundle(d), d / "server.log")
+    srv = start(make_bundle(d, version=VERSION), d / "server.log")
     try:
         srv.wait_ready()
         yield srv
@@ -349,7 +292,7 @@ def slow_server(tmp_path: Path) -> Iterator[Server]:
     fraction of a second, sometimes before 8 more requests had even arrived on a
     loaded CI machine; forced long generations hold the sampler for seconds.
     """
-    srv = Server(make_bundle(tmp_path, max_new_tokens=384, min_new_tokens=384), tmp_path / "server.log", grace_s=300)
+    srv = start(make_bundle(tmp_path, version=VERSION, max_new_tokens=384, min_new_tokens=384), tmp_path / "server.log", grace_s=300)
     try:
         srv.wait_ready()
         yield srv

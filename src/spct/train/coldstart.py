@@ -44,6 +44,12 @@ PRINCIPLES = {
 }
 
 
+# One analysis line per response, (right, wrong) wording per template.
+ANALYSIS = {
+    "full": ("Response {pos} answers {answer}, which is correct.", "Response {pos} answers {answer}, which is wrong: {reason}."),
+    "short": ("Response {pos}: {answer}, correct.", "Response {pos}: {answer}, wrong ({reason})."),
+}
+
 def principle(ex: Example) -> str:
     """The short template's one principle line for ``ex``."""
     params = ex.meta.get("params") or {}
@@ -62,31 +68,17 @@ def template_critique(ex: Example, perm: Sequence[int], rng: random.Random, temp
     meta = ex.meta.get("response_meta")
     if not meta or len(meta) != ex.n:
         raise ValueError(f"{ex.id}: cold start needs meta.response_meta for every response (a builtin:verifiable item)")
-    if template == "short":
-        lines, scores = [], []
-        for pos, i in enumerate(perm, start=1):
-            m = meta[i]
-            if m["correct"]:
-                lines.append(f"Response {pos}: {m['answer']}, correct.")
-                scores.append(rng.randint(8, 10))
-            else:
-                lines.append(f"Response {pos}: {m['answer']}, wrong ({m['reason']}).")
-                scores.append(rng.randint(1, 4))
-        box = ", ".join(map(str, scores))
-        return f"Specific Criteria:\n{principle(ex)}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
-    if template != "full":
+    if template not in ANALYSIS:
         raise ValueError(f"unknown template {template!r} (full or short)")
+    right, wrong = ANALYSIS[template]
     lines, scores = [], []
     for pos, i in enumerate(perm, start=1):
         m = meta[i]
-        if m["correct"]:
-            lines.append(f"Response {pos} answers {m['answer']}, which is correct.")
-            scores.append(rng.randint(8, 10))
-        else:
-            lines.append(f"Response {pos} answers {m['answer']}, which is wrong: {m['reason']}.")
-            scores.append(rng.randint(1, 4))
+        lines.append((right if m["correct"] else wrong).format(pos=pos, answer=m["answer"], reason=m["reason"]))
+        scores.append(rng.randint(8, 10) if m["correct"] else rng.randint(1, 4))
     box = ", ".join(map(str, scores))
-    return f"{CRITERIA}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
+    criteria = CRITERIA if template == "full" else f"Specific Criteria:\n{principle(ex)}"
+    return f"{criteria}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
 
 
 def presentation(n: int, seed: int, key: str, j: int, orders: str = "random") -> tuple[list[int], random.Random]:

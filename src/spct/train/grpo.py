@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from spct.grm.judge import Sample, judge
+from spct.grm.rules import is_right
 from spct.train import runtime
-from spct.train.rft import is_right, judge_item, sampling_params
+from spct.train.rft import judge_item, sampling_params
 from spct.train.sft import stream
 from spct.types import Example
 
