@@ -12,6 +12,7 @@ def promote(
     tolerance: float,
     min_parse_rate: float,
     max_category_drop: float,
+    require_above_baselines: bool,
     tracking_uri: str,
     parent_run_id: str,
 ) -> NamedTuple("Gate", [("promoted", bool), ("reasons", str)]):
@@ -21,6 +22,7 @@ def promote(
     from spct.pipeline.stages import Tracking, promote_stage
     from spct.registry.gate import GatePolicy
 
-    policy = GatePolicy(tolerance=tolerance, min_parse_rate=min_parse_rate, max_category_drop=max_category_drop)
+    policy = GatePolicy(tolerance=tolerance, min_parse_rate=min_parse_rate, max_category_drop=max_category_drop,
+                        require_above_baselines=require_above_baselines)
     d = promote_stage(model_name, version, policy, Tracking(tracking_uri, parent_run_id))
     return namedtuple("Gate", ["promoted", "reasons"])(d["promoted"], "; ".join(d["reasons"]))

@@ -43,6 +43,7 @@ def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = 
         tolerance: float = 0.01,
         min_parse_rate: float = 0.9,
         max_category_drop: float = 0.05,
+        require_above_baselines: bool = True,
         deploy_model: bool = True,
         namespace: str = "spct",
         serving_values: dict = {},  # noqa: B006
@@ -99,7 +100,7 @@ def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = 
             cpu_task(reg.set_container_image(image), s, cpu="2", memory="8Gi", checkpoints=True)
             gate = promote(model_name=model_name, version=reg.outputs["Output"], tolerance=tolerance,
                            min_parse_rate=min_parse_rate, max_category_drop=max_category_drop,
-                           tracking_uri=tracking_uri, parent_run_id=parent)
+                           require_above_baselines=require_above_baselines, tracking_uri=tracking_uri, parent_run_id=parent)
             cpu_task(gate.set_container_image(image), s, cpu="1", memory="2Gi").set_caching_options(False)
 
             with dsl.If(deploy_model == True):  # noqa: E712 - a KFP condition, not a Python comparison

@@ -93,7 +93,7 @@ def test_eval_bad_input_exits_2_with_one_line(tmp_path, args, message):
 
 
 def test_dataset_names_are_short_and_unique():
-    from spct.cli.evaluate import dataset_name
+    from spct.evaluate.harness import dataset_name
 
     taken: set[str] = set()
     specs = ["builtin:verifiable?n=80&seed=0&modes=uppercase", "builtin:verifiable", "../data/rm-bench/", "x/hh-rlhf.jsonl"]

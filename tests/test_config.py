@@ -5,7 +5,7 @@ import pytest
 from spct.config import ConfigError, apply_overrides, load_profile
 
 
-@pytest.mark.parametrize("name", ["tiny", "demo", "a100"])
+@pytest.mark.parametrize("name", ["tiny", "demo", "a100", "reproduce"])
 def test_shipped_profiles_load(name):
     p = load_profile(name)
     assert p.name == name
@@ -32,3 +32,20 @@ def test_errors_name_the_problem(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_profile(str(bad))
+
+
+def test_a_profile_builds_on_its_base(tmp_path):
+    demo = load_profile("demo")
+    child = tmp_path / "longer.yaml"
+    child.write_text("base: demo\nname: longer\ngrpo:\n  steps: 40\neval:\n  ks: [1, 8]\n")
+    p = load_profile(str(child), ["grpo.lr=2e-5"])
+    assert p.name == "longer" and p.grpo.steps == 40 and p.grpo.lr == 2e-5 and p.eval.ks == [1, 8]
+    # everything the child does not name comes from the base, section by section
+    assert p.grpo.group_size == demo.grpo.group_size and p.eval.data == demo.eval.data and p.model == demo.model
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"base: {loop}\nname: loop\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_profile(str(loop))
+    child.write_text("base: missing\n")
+    with pytest.raises(ConfigError, match="no profile named 'missing'"):
+        load_profile(str(child))

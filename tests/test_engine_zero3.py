@@ -8,6 +8,7 @@ prompts in 3 micro-batches and 24 tokens. Greedy output must equal the unpartiti
 """
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -49,3 +50,7 @@ def test_zero3_generation_across_ranks_with_uneven_work(tmp_path):
         r = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert len(r["got"]) == n and all(len(ids) <= length for ids in r["got"])
         assert r["got"] == r["expected"]
+        # Gathered once for the rollout (runtime.generation_weights): the same tokens, partitions
+        # restored afterwards, and a training step still updates the shards.
+        assert r["gathered"] and r["got_gathered"] == r["expected"]
+        assert r["repartitioned"] and r["trained"] and math.isfinite(r["loss"])

@@ -23,7 +23,10 @@ def local_run(tmp_path_factory):
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     run_dir = tmp_path_factory.mktemp("pipeline")
-    return run_local("tiny", run_dir, overrides=FAST, sources=["builtin:verifiable?n=24&seed=1&categories=string_ops&modes=uppercase"], tracking_uri=None)
+    # Four evaluation items cannot put an interval above the position baselines, which the gate
+    # requires by default; this run checks the wiring, so that one rule is off (and recorded).
+    return run_local("tiny", run_dir, overrides=FAST, sources=["builtin:verifiable?n=24&seed=1&categories=string_ops&modes=uppercase"],
+                     tracking_uri=None, params={"require_above_baselines": False})
 
 
 def test_every_stage_left_its_artifacts(local_run):
@@ -71,6 +74,9 @@ def test_the_registered_version_has_aliases_and_gate_tags(local_run):
     assert v.version == "1" and v.aliases == [CHALLENGER, CHAMPION] and v.decision == "promoted"
     mv = c.get_model_version_by_alias("spct-grm", CHAMPION)
     assert mv.tags["spct.gate.set"].startswith("sha256:") and "no champion" in mv.tags["spct.gate.reasons"]
+    # whether Voting@k cleared its position baselines is measured and kept with the version
+    assert mv.tags["spct.gate.above_baselines"] in ("true", "false")
+    assert '"require_above_baselines":false' in mv.tags["spct.gate.policy"].replace(" ", "")
     assert mv.run_id == next(r.info.run_id for r in c.search_runs([c.get_experiment_by_name("spct").experiment_id])
                              if r.info.run_name == "register")
 

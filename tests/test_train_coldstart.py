@@ -11,14 +11,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from spct.data import load  # noqa: E402
 from spct.grm.parse import parse_judgment  # noqa: E402
 from spct.grm.rules import is_strictly_right, permutation, sample_rng, to_original  # noqa: E402
-from spct.train.coldstart import PRINCIPLES, presentation, principle, template_critique  # noqa: E402
+from spct.train.coldstart import (  # noqa: E402
+    PRINCIPLES,
+    critique_with_verdicts,
+    presentation,
+    principle,
+    template_critique,
+)
 
 ALL = "builtin:verifiable?n=40&seed=1&split=train"
 PAIRS_AND_TRIPLES = [load(ALL).examples, load("builtin:verifiable?n=30&seed=2&responses=3&split=train").examples]
 
 
 @pytest.mark.parametrize("examples", PAIRS_AND_TRIPLES, ids=["pairs", "triples"])
-@pytest.mark.parametrize("template", ["full", "short"])
+@pytest.mark.parametrize("template", ["full", "short", "reference"])
 def test_template_critiques_parse_and_put_the_gold_strictly_on_top(examples, template):
     for ex in examples:
         for j in range(ex.n):
@@ -27,7 +33,7 @@ def test_template_critiques_parse_and_put_the_gold_strictly_on_top(examples, tem
             judged = parse_judgment(text, ex.n)
             assert judged.ok, (ex.id, text)
             assert is_strictly_right(to_original(judged.scores, perm), ex.best), (ex.id, perm, text)
-            assert len(judged.principles) == 1 if template == "short" else len(judged.principles) == 2
+            assert len(judged.principles) == (2 if template == "full" else 1)
 
 
 def test_short_template_states_the_items_own_principle_and_is_shorter():
@@ -109,3 +115,42 @@ def test_profile_knobs_validate():
     assert load_profile("tiny").coldstart.orders == "random"  # the tiny profile's behaviour is unchanged
     with pytest.raises(Exception):
         load_profile("tiny", ["grpo.orders=sideways"])
+
+
+@pytest.mark.parametrize("template", ["full", "short", "reference"])
+def test_decision_spans_cover_each_verdict_and_the_scores(template):
+    for ex in load("builtin:verifiable?n=40&seed=3&split=train").examples:
+        perm, rng = presentation(ex.n, 0, f"coldstart:{ex.id}", 1, "rotations")
+        text, spans = critique_with_verdicts(ex, perm, rng, template)
+        words = [text[a:b] for a, b in spans]
+        truth = ["correct" if ex.meta["response_meta"][i]["correct"] else "wrong" for i in perm]
+        assert words[:-1] == truth, (ex.id, text)
+        assert "\\boxed{" + words[-1] + "}" in text and parse_judgment(text, ex.n).ok
+
+
+def test_reference_template_sets_the_gold_beside_each_answer():
+    ex = next(e for e in load("builtin:verifiable?n=40&seed=1&categories=string_ops&modes=acronym&split=train").examples)
+    text = template_critique(ex, [0, 1], sample_rng(0, ex.id, 0), "reference")
+    gold = ex.meta["answer"]
+    assert f"Reference answer: {gold}." in text
+    for m in ex.meta["response_meta"]:
+        assert f'{m["answer"]} vs {gold}: {"correct" if m["correct"] else "wrong"}.' in text
+
+
+def test_verdict_weight_reaches_the_loss():
+    """Weighted tokens count ``w`` times in the mean; with every weight 1 the loss is the plain mean."""
+    import torch
+
+    from spct.train.sft import SFTExample, collate, sft_loss
+
+    plain = collate([SFTExample([5, 6], [8, 9, 10]), SFTExample([5], [8, 9])], pad_id=0)
+    ones = collate([SFTExample([5, 6], [8, 9, 10], (1.0, 1.0, 1.0)), SFTExample([5], [8, 9])], pad_id=0)
+    heavy = collate([SFTExample([5, 6], [8, 9, 10], (1.0, 4.0, 1.0)), SFTExample([5], [8, 9])], pad_id=0)
+    assert "weights" not in plain and ones["weights"].tolist() == [[0, 0, 1, 1, 1], [0, 1, 1, 0, 0]]
+    logits = torch.randn(2, 5, 12)
+    base, n = sft_loss(logits, plain["labels"])
+    assert n == 5 and torch.allclose(sft_loss(logits, ones["labels"], ones["weights"])[0], base)
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 12), plain["labels"][:, 1:].reshape(-1),
+                                            ignore_index=-100, reduction="none").reshape(2, 4)
+    want = (nll[0, 1] + 4 * nll[0, 2] + nll[0, 3] + nll[1, 0] + nll[1, 1]) / 8
+    assert torch.allclose(sft_loss(logits, heavy["labels"], heavy["weights"])[0], want)

@@ -125,15 +125,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_profile(name_or_path: str = "tiny", overrides: list[str] | None = None) -> Profile:
-    path = profile_path(name_or_path)
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section (lists and scalars replace, mappings merge).
+
+    >>> merge({"grpo": {"steps": 8, "lr": 1e-4}, "name": "demo"}, {"grpo": {"steps": 40}, "name": "x"})
+    {'grpo': {'steps': 40, 'lr': 0.0001}, 'name': 'x'}
+    """
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile file as a dict; ``base: NAME`` reads NAME first and puts this file's sections over it."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: profile bases form a cycle ({' -> '.join(p.name for p in (*seen, path))})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile must be a mapping of sections")
-    data = apply_overrides(data, list(overrides or []))
+    if (base := data.pop("base", None)) is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base must be a profile name or path, got {base!r}")
+        data = merge(_read_profile(profile_path(base), (*seen, path.resolve())), data)
+    return data
+
+
+def load_profile(name_or_path: str = "tiny", overrides: list[str] | None = None) -> Profile:
+    path = profile_path(name_or_path)
+    data = apply_overrides(_read_profile(path), list(overrides or []))
     try:
         return Profile.model_validate(data)
     except ValidationError as e:

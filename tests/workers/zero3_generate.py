@@ -33,4 +33,23 @@ cfg = load_profile("tiny", ["train.zero_stage=3", "train.warmup_steps=0"]).train
 rt = runtime.initialize(model, cfg, lr=1e-4, micro_batch=1, grad_accum=1, device=torch.device("cpu"))
 assert zero3_world(rt.module) == 2, "the model is not ZeRO-3 partitioned across 2 ranks"
 got = [g[0].completion_ids for g in generate(rt.module, tok, rendered, params)]
-json.dump({"rank": rank, "expected": expected, "got": got}, open(out, "w"))
+
+# GRPO's rollout path: the whole model gathered once, partitioning hooks off, then both restored.
+from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus  # noqa: E402
+
+big = [p for p in rt.module.parameters() if p.ds_numel > 1000 and not getattr(p, "ds_persist", False)]
+assert big and all(p.ds_status == ZeroParamStatus.NOT_AVAILABLE for p in big), "expected partitioned weights"
+with runtime.generation_weights(rt) as policy:
+    gathered = all(p.ds_status == ZeroParamStatus.AVAILABLE and p.numel() == p.ds_numel for p in big)
+    got_gathered = [g[0].completion_ids for g in generate(policy, tok, rendered, params)]
+repartitioned = all(p.ds_status == ZeroParamStatus.NOT_AVAILABLE for p in big)
+# The hooks are back: a training step runs and updates the shards.
+before = [p.ds_tensor.clone() for p in big]
+batch = tok(rendered[:1], return_tensors="pt")
+rt.module.train()
+loss = rt.engine(input_ids=batch["input_ids"], labels=batch["input_ids"]).loss
+rt.backward(loss)
+rt.step()
+trained = any(not torch.equal(b, p.ds_tensor) for b, p in zip(before, big))
+json.dump({"rank": rank, "expected": expected, "got": got, "got_gathered": got_gathered, "gathered": gathered,
+           "repartitioned": repartitioned, "trained": trained, "loss": float(loss)}, open(out, "w"))

@@ -32,23 +32,6 @@ def parse_ks(text: str) -> list[int]:
     return sorted(set(ks))
 
 
-def dataset_name(spec: str, taken: set[str]) -> str:
-    """A short unique name for a data path: its file/folder stem, or the builtin's name.
-
-    A builtin's options (``?n=80&seed=0...``) stay out of the name, which heads a table column and
-    prefixes MLflow metric keys; the whole spec is kept as the dataset's ``path`` in the report.
-    """
-    if spec.startswith("builtin:"):
-        base = spec.removeprefix("builtin:").partition("?")[0]
-    else:
-        base = Path(spec.rstrip("/")).name.split(".")[0]
-    name, i = base or spec, 2
-    while name in taken:
-        name, i = f"{base}-{i}", i + 1
-    taken.add(name)
-    return name
-
-
 ENGINE_HELP = ("Where generation runs: local (default: the model loaded here) or openai:URL (a vLLM, SGLang, KServe or "
                "spct server's OpenAI API; prompts are rendered here with --model's tokenizer). $SPCT_API_TOKEN or "
                "$OPENAI_API_KEY authenticates.")
@@ -199,6 +182,7 @@ def _load_datasets(
     specs: list[str], fmt: str | None, skip_bad: bool
 ) -> tuple[dict[str, list[Any]], dict[str, dict[str, Any]]]:
     from spct.data import load
+    from spct.evaluate.harness import dataset_name
 
     taken: set[str] = set()
     datasets, info = {}, {}
@@ -277,3 +261,34 @@ def judge_command(
     console.print(f"totals: {verdict.totals} (from {verdict.used} parsed, {verdict.failed} unparsed samples)")
     tie = f" (tie between responses {[i + 1 for i in verdict.tied]}, broken at random)" if len(verdict.tied) > 1 else ""
     console.print(f"best: response {verdict.best + 1}{tie}")
+
+
+@app.command("reproduce")
+def reproduce_command(
+    profile: str = typer.Option("reproduce", "--profile", help="tiny | demo | reproduce | path to a profile YAML."),
+    run_dir: Path = typer.Option(Path("runs/reproduce"), "--run-dir", help="Models, reports and the MLflow store."),
+    docs: Path | None = typer.Option(None, "--docs", help="Also write reproduce.md and reproduce.png here (e.g. docs)."),
+    k: str = typer.Option("1,2,4,8", "--k", help="Voting@k / MetaRM@k values."),
+    sets: list[str] = typer.Option([], "--set", help="Profile override key.sub=value; repeatable."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                            help="Default: a SQLite store in RUN_DIR/mlflow."),
+) -> None:
+    """The chain stage by stage: base, cold start, RFT, GRPO, each at k = 1..8 with and without the meta RM."""
+    import shlex
+    import sys
+
+    from spct.config import ConfigError, load_profile
+    from spct.evaluate.study import render_table, run_study
+
+    try:
+        ks = parse_ks(k)
+        load_profile(profile, list(sets))
+    except (ValueError, ConfigError) as e:
+        _fail(str(e))
+    command = "spct " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = run_study(profile, run_dir, overrides=sets, ks=ks, docs_dir=docs, tracking_uri=tracking_uri, command=command)
+    console.print(render_table(result.rows), highlight=False, soft_wrap=True)
+    for name, path in result.files.items():
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"{result.seconds['total'] / 60:.1f} min; MLflow: mlflow ui --backend-store-uri {result.tracking_uri}",
+                  highlight=False)

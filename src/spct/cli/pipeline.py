@@ -203,6 +203,9 @@ def promote_command(
     tolerance: float = typer.Option(0.01, help="Allowed accuracy drop below the champion."),
     min_parse_rate: float = typer.Option(0.9, help="Least share of critiques that must parse."),
     max_category_drop: float = typer.Option(0.05, help="Largest accuracy drop allowed in any category."),
+    require_above_baselines: bool = typer.Option(
+        True, help="The gate column's 95% interval must clear chance, first-slot and last-slot judges."
+    ),
     tracking_uri: str | None = TRACKING,
     run_dir: Path = RUN_DIR,
 ) -> None:
@@ -211,7 +214,8 @@ def promote_command(
 
     uri = _uri(tracking_uri, run_dir)
     try:
-        policy = GatePolicy(tolerance=tolerance, min_parse_rate=min_parse_rate, max_category_drop=max_category_drop)
+        policy = GatePolicy(tolerance=tolerance, min_parse_rate=min_parse_rate, max_category_drop=max_category_drop,
+                            require_above_baselines=require_above_baselines)
         d = promote(client_for(uri), model, version, policy)
     except (RegistryError, ValueError) as e:
         _fail(str(e))

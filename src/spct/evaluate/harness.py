@@ -67,6 +67,23 @@ class EvalSettings:
         return replace(self.sampling, temperature=0.0) if greedy else self.sampling
 
 
+def dataset_name(spec: str, taken: set[str]) -> str:
+    """A short unique name for a data path: its file/folder stem, or the builtin's name.
+
+    A builtin's options (``?n=80&seed=0...``) stay out of the name, which heads a table column and
+    prefixes MLflow metric keys; the whole spec is kept as the dataset's ``path`` in the report.
+    """
+    if spec.startswith("builtin:"):
+        base = spec.removeprefix("builtin:").partition("?")[0]
+    else:
+        base = Path(spec.rstrip("/")).name.split(".")[0]
+    name, i = base or spec, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
 def take(examples: Sequence[Example], limit: int | None) -> list[Example]:
     """The first ``limit`` items, keeping whole groups (an RM-Bench prompt's 9 style pairs)
     so a benchmark's own scoring sees complete units."""

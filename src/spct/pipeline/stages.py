@@ -255,7 +255,8 @@ def gate_set_digest(datasets: Mapping[str, Sequence[Any]]) -> str:
 
 
 def gate_metrics(report: Mapping[str, Any], mode: str, gate_set: str) -> GateMetrics:
-    """The numbers the gate compares: ``mode`` accuracy and parse rate (n-weighted over datasets), per category."""
+    """The numbers the gate compares: ``mode`` accuracy and parse rate (n-weighted over datasets), per category,
+    and whether ``mode`` clears its position baselines on every dataset."""
     total = sum(int(e["n"]) for e in report["datasets"].values())
     if total == 0:
         raise ValueError("the report holds no evaluated examples")
@@ -266,7 +267,8 @@ def gate_metrics(report: Mapping[str, Any], mode: str, gate_set: str) -> GateMet
         for cat, v in (e["results"][mode].get("categories") or {}).items():
             if isinstance(v, (int, float)):
                 cats[f"{name}/{cat}"] = float(v)
-    return GateMetrics(round(acc, 6), round(parse, 6), gate_set, total, cats)
+    above = all(bool(e["results"][mode].get("above_baselines")) for e in report["datasets"].values())
+    return GateMetrics(round(acc, 6), round(parse, 6), gate_set, total, cats, above_baselines=above)
 
 
 def evaluate_stage(
@@ -276,8 +278,7 @@ def evaluate_stage(
     from spct.config import load_profile
     from spct.data import load
     from spct.engine import Engine
-    from spct.cli.evaluate import dataset_name
-    from spct.evaluate.harness import EvalSettings, evaluate, take
+    from spct.evaluate.harness import EvalSettings, dataset_name, evaluate, take
     from spct.evaluate.heldout import check_heldout, load_training_sets, training_specs
 
     prof = load_profile(profile, list(overrides))

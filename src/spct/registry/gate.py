@@ -22,6 +22,9 @@ class GatePolicy(BaseModel):
     tolerance: float = Field(0.01, ge=0.0, le=1.0, description="challenger accuracy may be this far below the champion's")
     min_parse_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of critiques that must parse")
     max_category_drop: float = Field(0.05, ge=0.0, le=1.0, description="largest allowed accuracy drop in any one category")
+    require_above_baselines: bool = Field(
+        True, description="the gate column's 95% interval must clear its position baselines (chance, first slot, last slot)"
+    )
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class GateMetrics:
     gate_set: str
     n: int = 0
     categories: dict[str, float] = field(default_factory=dict)
+    # Whether the gate column's 95% interval lies above its best position-only baseline on every
+    # dataset; None when not measured (a report from before the baselines existed).
+    above_baselines: bool | None = None
 
     def to_tags(self) -> dict[str, str]:
         tags = {
@@ -43,6 +49,8 @@ class GateMetrics:
         }
         if self.categories:
             tags["spct.gate.categories"] = json.dumps(self.categories, sort_keys=True)
+        if self.above_baselines is not None:
+            tags["spct.gate.above_baselines"] = str(self.above_baselines).lower()
         return tags
 
     @classmethod
@@ -55,6 +63,7 @@ class GateMetrics:
             gate_set=tags.get("spct.gate.set", ""),
             n=int(tags.get("spct.gate.n", "0")),
             categories=json.loads(tags.get("spct.gate.categories", "{}")),
+            above_baselines=_flag(tags.get("spct.gate.above_baselines")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +77,7 @@ class GateMetrics:
             gate_set=str(d["gate_set"]),
             n=int(d.get("n", 0)),
             categories={str(k): float(v) for k, v in (d.get("categories") or {}).items()},
+            above_baselines=_flag(d.get("above_baselines")),
         )
 
     @classmethod
@@ -77,6 +87,16 @@ class GateMetrics:
             return cls.from_dict(json.loads(p.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{p}: not a gate-metrics file ({e})") from e
+
+
+def _flag(v: Any) -> bool | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        return v
+    if str(v).lower() in ("true", "false"):
+        return str(v).lower() == "true"
+    raise ValueError(f"above_baselines: expected true or false, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -97,13 +117,18 @@ class Decision:
 
 
 def decide(challenger: GateMetrics, champion: GateMetrics | None, policy: GatePolicy) -> Decision:
-    """Apply the three rules; ``reasons`` lists every check with its numbers, passed or not.
+    """Apply the rules; ``reasons`` lists every check with its numbers, passed or not.
+
+    A first version is promoted only when it judges better than a position-only judge: a model at
+    chance that always names one slot would otherwise become champion by default.
 
     >>> p = GatePolicy(tolerance=0.01, min_parse_rate=0.5, max_category_drop=0.05)
-    >>> decide(GateMetrics(0.70, 0.9, "s"), GateMetrics(0.72, 0.9, "s"), p).promote
+    >>> decide(GateMetrics(0.70, 0.9, "s", above_baselines=True), GateMetrics(0.72, 0.9, "s"), p).promote
     False
-    >>> decide(GateMetrics(0.715, 0.9, "s"), GateMetrics(0.72, 0.9, "s"), p).promote
+    >>> decide(GateMetrics(0.715, 0.9, "s", above_baselines=True), GateMetrics(0.72, 0.9, "s"), p).promote
     True
+    >>> decide(GateMetrics(0.5, 1.0, "s", above_baselines=False), None, p).reasons[1]
+    'accuracy interval does not clear the position baselines (chance, first slot, last slot)'
     """
     ok = True
     reasons = []
@@ -112,6 +137,16 @@ def decide(challenger: GateMetrics, champion: GateMetrics | None, policy: GatePo
     else:
         ok = False
         reasons.append(f"parse rate {challenger.parse_rate:.3f} < {policy.min_parse_rate:.3f}")
+    if policy.require_above_baselines:
+        if challenger.above_baselines:
+            reasons.append("accuracy interval above the position baselines")
+        else:
+            ok = False
+            reasons.append(
+                "accuracy interval does not clear the position baselines (chance, first slot, last slot)"
+                if challenger.above_baselines is False
+                else "no position baselines measured for the challenger (re-evaluate with this spct)"
+            )
     if champion is None:
         reasons.append("no champion: nothing to compare against")
         return Decision(ok, reasons, challenger, None, policy)

@@ -44,10 +44,12 @@ PRINCIPLES = {
 }
 
 
-# One analysis line per response, (right, wrong) wording per template.
+# One analysis line per response, (right, wrong) wording per template. ``reference`` puts the
+# judge's own answer beside each response's, so the verdict follows the two strings it compares.
 ANALYSIS = {
     "full": ("Response {pos} answers {answer}, which is correct.", "Response {pos} answers {answer}, which is wrong: {reason}."),
     "short": ("Response {pos}: {answer}, correct.", "Response {pos}: {answer}, wrong ({reason})."),
+    "reference": ("Response {pos}: {answer} vs {gold}: correct.", "Response {pos}: {answer} vs {gold}: wrong."),
 }
 
 def principle(ex: Example) -> str:
@@ -59,26 +61,45 @@ def principle(ex: Example) -> str:
 
 
 def template_critique(ex: Example, perm: Sequence[int], rng: random.Random, template: str = "full") -> str:
-    """A critique in the GRM format for ``ex`` with its responses shown in ``perm`` order.
+    """The critique text alone (see :func:`critique_with_verdicts`)."""
+    return critique_with_verdicts(ex, perm, rng, template)[0]
+
+
+def critique_with_verdicts(
+    ex: Example, perm: Sequence[int], rng: random.Random, template: str = "full"
+) -> tuple[str, list[tuple[int, int]]]:
+    """A critique in the GRM format for ``ex`` with its responses shown in ``perm`` order, and the
+    character spans of its decisions (each response's correct/wrong word and the scores in the box).
 
     Correct responses score 8-10, wrong ones 1-4, so the true best is always strictly highest.
     ``template="short"``: one principle line for the item's kind and one short line per response
     (``Response 2: "PN", wrong (left out the last word's letter).``), about half the tokens of ``full``.
+    ``template="reference"``: the short one plus the judge's own answer, set beside each response's
+    (``Reference answer: "PNG".`` ... ``Response 2: "PN" vs "PNG": wrong.``).
     """
     meta = ex.meta.get("response_meta")
     if not meta or len(meta) != ex.n:
         raise ValueError(f"{ex.id}: cold start needs meta.response_meta for every response (a builtin:verifiable item)")
     if template not in ANALYSIS:
-        raise ValueError(f"unknown template {template!r} (full or short)")
+        raise ValueError(f"unknown template {template!r} ({', '.join(ANALYSIS)})")
     right, wrong = ANALYSIS[template]
-    lines, scores = [], []
+    gold = ex.meta.get("answer", "")
+    criteria = CRITERIA if template == "full" else f"Specific Criteria:\n{principle(ex)}"
+    text, spans, scores = f"{criteria}\nAnalysis:\n", [], []
+    if template == "reference":
+        # The judge's own answer first: part of the analysis, not a weighted principle.
+        text += f"Reference answer: {gold}.\n"
     for pos, i in enumerate(perm, start=1):
         m = meta[i]
-        lines.append((right if m["correct"] else wrong).format(pos=pos, answer=m["answer"], reason=m["reason"]))
+        line = (right if m["correct"] else wrong).format(pos=pos, answer=m["answer"], reason=m["reason"], gold=gold)
+        word = "correct" if m["correct"] else "wrong"
+        at = line.index(word, line.index(m["answer"]) + len(m["answer"]))  # after the answer it judges
+        spans.append((len(text) + at, len(text) + at + len(word)))
+        text += line + "\n"
         scores.append(rng.randint(8, 10) if m["correct"] else rng.randint(1, 4))
-    box = ", ".join(map(str, scores))
-    criteria = CRITERIA if template == "full" else f"Specific Criteria:\n{principle(ex)}"
-    return f"{criteria}\nAnalysis:\n" + "\n".join(lines) + f"\nScores: \\boxed{{{box}}}"
+    text += "Scores: \\boxed{"
+    spans.append((len(text), len(text) + len(", ".join(map(str, scores)))))
+    return text + ", ".join(map(str, scores)) + "}", spans
 
 
 def presentation(n: int, seed: int, key: str, j: int, orders: str = "random") -> tuple[list[int], random.Random]:
@@ -99,16 +120,19 @@ def presentation(n: int, seed: int, key: str, j: int, orders: str = "random") ->
 
 
 def coldstart_data(
-    tokenizer: Any, examples: Sequence[Example], perms: int, seed: int, *, orders: str = "random", template: str = "full"
+    tokenizer: Any, examples: Sequence[Example], perms: int, seed: int, *, orders: str = "random", template: str = "full",
+    verdict_weight: float = 1.0,
 ) -> list[SFTExample]:
-    """``perms`` presentations per item (see :func:`presentation`), each paired with its template critique."""
+    """``perms`` presentations per item (see :func:`presentation`), each paired with its template critique;
+    the critique's decision tokens weigh ``verdict_weight`` in the loss, its other tokens 1."""
     out = []
     specials = special_strings(tokenizer)
     for ex in examples:
         for j in range(perms):
             perm, rng = presentation(ex.n, seed, f"coldstart:{ex.id}", j, orders)
             prompt = render_judge(tokenizer, ex.messages, [ex.responses[i] for i in perm], specials=specials)
-            out.append(encode_text(tokenizer, prompt, template_critique(ex, perm, rng, template)))
+            text, spans = critique_with_verdicts(ex, perm, rng, template)
+            out.append(encode_text(tokenizer, prompt, text, spans, verdict_weight))
     return out
 
 
@@ -125,7 +149,8 @@ def run_coldstart(
     model, tokenizer, device = runtime.load_for_training(
         profile.model.spec, profile.model.dtype, profile.model.device, profile.lora, profile.train
     )
-    data = coldstart_data(tokenizer, examples, cfg.perms, profile.train.seed, orders=cfg.orders, template=cfg.template)
+    data = coldstart_data(tokenizer, examples, cfg.perms, profile.train.seed, orders=cfg.orders, template=cfg.template,
+                          verdict_weight=cfg.verdict_weight)
     kept = [d for d in data if len(d) <= cfg.max_length]
     summary = train_sft(
         model, tokenizer, kept, stage="coldstart", steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,

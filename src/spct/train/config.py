@@ -33,6 +33,11 @@ class TrainConfig(_Section):
     zero_stage: int = Field(0, ge=0, le=3, description="ZeRO stage 0-3")
     offload_optimizer: bool = Field(False, description="ZeRO-2/3: optimizer state in CPU memory (uses DeepSpeed's CPUAdam)")
     offload_params: bool = Field(False, description="ZeRO-3: parameters in CPU memory")
+    gather_for_generation: bool = Field(
+        True,
+        description="ZeRO-3 GRPO rollouts: gather the whole policy once per rollout (fast; needs the full model in one "
+        "device's memory) instead of every layer at every decoded token",
+    )
     bf16: bool | None = Field(None, description="None = bf16 on CUDA, fp32 on CPU")
     optimizer: Literal["torch", "deepspeed"] = Field(
         "torch", description="torch AdamW (no JIT build) | deepspeed FusedAdam/CPUAdam (JIT-compiles once)"
@@ -65,8 +70,12 @@ class ColdStartConfig(_Section):
     orders: Orders = Field(
         "random", description="random: each presentation its own shuffle | rotations: presentation j is rotation j of a seeded order, so perms = n shows the gold once in every slot"
     )
-    template: Literal["full", "short"] = Field(
-        "full", description="full: generic criteria + one analysis sentence per response | short: one principle line for the item's kind + one line per response (about half the tokens)"
+    template: Literal["full", "short", "reference"] = Field(
+        "full", description="full: generic criteria + one analysis sentence per response | short: one principle line for the item's kind + one line per response (about half the tokens) | reference: short, plus the judge's own answer, compared with each response's"
+    )
+    verdict_weight: float = Field(
+        1.0, ge=1.0, description="loss weight of the critique's decision tokens (correct/wrong, the boxed scores) relative "
+        "to the text around them, which the model mostly copies and learns in a few steps"
     )
     steps: int = Field(100, ge=1)
     lr: float = Field(1e-5, gt=0)

@@ -147,7 +147,6 @@ def train(
 ) -> dict[str, Any]:
     """Run GRPO as ``profile.grpo`` says; writes ``out_dir/model`` and returns a summary."""
     import torch
-    from tqdm.auto import tqdm
 
     from spct.data import load
     from spct.engine import Engine
@@ -189,16 +188,16 @@ def train(
     pad = tokenizer.pad_token_id
     t0 = time.perf_counter()
     totals = {"samples": 0, "tokens": 0}
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(start, cfg.steps), desc="grpo", unit="step", disable=not (progress and rt.is_main), initial=start, total=cfg.steps)
-    for step in bar:
+
+    def one_step(step: int) -> dict[str, float]:
         t_step = time.perf_counter()
         # 1. sample G critiques per item with the current policy
         batch = [examples[i] for i in stream(len(examples), tcfg.seed, step * cfg.batch_size + rt.rank * per_rank, per_rank)]
         rt.module.eval()
         # A new seed every step: fresh shuffles and draws, the same ones again after a resume.
         params = sampling_params(profile, cfg, seed_offset=tcfg.seed * 1_000_003 + step * 1000, min_new_tokens=cfg.min_new_tokens)
-        samples = [j.samples for j in judge(engine, [judge_item(ex, cfg.group_size, params.seed, cfg.orders) for ex in batch], params)]
+        with runtime.generation_weights(rt, tcfg.gather_for_generation):
+            samples = [j.samples for j in judge(engine, [judge_item(ex, cfg.group_size, params.seed, cfg.orders) for ex in batch], params)]
         t_gen = time.perf_counter() - t_step
 
         # 2. rule rewards -> group-normalised advantages
@@ -260,11 +259,10 @@ def train(
             "generate_s": t_gen,
             "step_s": dt,
         }
-        history.append(metrics)
-        if rt.is_main and (step + 1) % tcfg.log_every == 0:
-            logger.log_metrics(metrics, step + 1)
-        bar.set_postfix(reward=f"{metrics['reward']:+.2f}", kl=f"{metrics['kl']:.4f}")
-        runtime.maybe_checkpoint(rt, tcfg, ckpt_root, step + 1, cfg.steps, {"stage": "grpo", "config": config})
+        return metrics
+
+    history = runtime.run_steps(rt, one_step, stage="grpo", start=start, steps=cfg.steps, train=tcfg, ckpt_root=ckpt_root,
+                                config=config, logger=logger, progress=progress, show=("reward", "kl"))
 
     seconds = time.perf_counter() - t0
     done = history or [{}]

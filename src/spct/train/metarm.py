@@ -112,8 +112,6 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train the meta RM on RFT-style trajectories; writes ``out_dir/model`` (a :class:`MetaRewardModel`)."""
-    from tqdm.auto import tqdm
-
     from spct.train import runtime
     from spct.train.rft import read_trajectories, rejective_sample, sampling_params
     from spct.train.sft import stream
@@ -166,8 +164,8 @@ def train(
 
     t0 = time.perf_counter()
     rt.module.train()
-    bar = tqdm(range(start, steps), desc="metarm", unit="step", disable=not (progress and rt.is_main), initial=start, total=steps)
-    for step in bar:
+
+    def one_step(step: int) -> dict[str, float]:
         losses = []
         for micro in range(gas):
             first = step * batch_size + (micro * world + rt.rank) * cfg.micro_batch_size
@@ -178,11 +176,10 @@ def train(
             rt.backward(loss)
             rt.step()
             losses.append(loss.item())
-        metrics = {"loss": sum(losses) / len(losses), "lr": rt.lr()}
-        if rt.is_main and (step + 1) % tcfg.log_every == 0:
-            logger.log_metrics(metrics, step + 1)
-        bar.set_postfix(loss=f"{metrics['loss']:.3f}")
-        runtime.maybe_checkpoint(rt, tcfg, ckpt_root, step + 1, steps, {"stage": "metarm", "config": config})
+        return {"loss": sum(losses) / len(losses), "lr": rt.lr()}
+
+    runtime.run_steps(rt, one_step, stage="metarm", start=start, steps=steps, train=tcfg, ckpt_root=ckpt_root,
+                      config=config, logger=logger, progress=progress)
 
     summary: dict[str, Any] = {
         "stage": "metarm", "steps": steps, "resumed_from": start, "train_pairs": len(train_pairs), "fresh_trajectories": fresh,

@@ -20,6 +20,8 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +180,26 @@ def initialize(
     return Runtime(engine, rank, world, device, bf16, lora)
 
 
+@contextmanager
+def generation_weights(rt: Runtime, gather: bool = True) -> Iterator[Any]:
+    """The policy, ready to decode a rollout; yields ``rt.module``.
+
+    Under ZeRO-3 each forward all-gathers every layer's shards and frees them after, and decoding
+    runs one forward per token: a 300-token rollout would move the whole model 300 times. With
+    ``gather`` the full weights are gathered once for the rollout and the partitioning hooks are
+    off until it ends (DeepSpeed's ``unwrap_model_for_generation``, what TRL does without vLLM);
+    the sampler still keeps ranks in step, now at the cost of one small all-reduce per token.
+    Other stages, or ``gather=False`` (a model too large for one device), leave the model as is.
+    """
+    if not gather or rt.engine.zero_optimization_stage() != 3:
+        yield rt.module
+        return
+    from deepspeed.runtime.zero import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(rt.engine):
+        yield rt.module
+
+
 # ---- model set-up ---------------------------------------------------------------------------
 
 
@@ -321,6 +343,38 @@ def maybe_checkpoint(rt: Runtime, cfg: TrainConfig, root: Path, step: int, total
     """Checkpoint after optimizer step ``step`` (1-based) when the schedule says so."""
     if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == total):
         save_checkpoint(rt, root, step, state, cfg.keep_last)
+
+
+def run_steps(
+    rt: Runtime,
+    step_fn: Callable[[int], dict[str, float]],
+    *,
+    stage: str,
+    start: int,
+    steps: int,
+    train: TrainConfig,
+    ckpt_root: Path,
+    config: dict[str, Any],
+    logger: Any,
+    progress: bool = True,
+    show: Sequence[str] = ("loss",),
+) -> list[dict[str, float]]:
+    """The loop every stage shares (SFT, GRPO, the meta RM): ``step_fn(step)`` does one optimizer
+    step its own way and returns its metrics; logging, the progress bar and checkpoints happen here,
+    the same for all. Starts at ``start`` (a resumed run) and returns the metrics of every step run.
+    """
+    from tqdm.auto import tqdm
+
+    history = []
+    bar = tqdm(range(start, steps), desc=stage, unit="step", disable=not (progress and rt.is_main), initial=start, total=steps)
+    for step in bar:
+        metrics = step_fn(step)
+        history.append(metrics)
+        if rt.is_main and (step + 1) % train.log_every == 0:
+            logger.log_metrics(metrics, step + 1)
+        bar.set_postfix({k: f"{metrics[k]:.4g}" for k in show if k in metrics})
+        maybe_checkpoint(rt, train, ckpt_root, step + 1, steps, {"stage": stage, "config": dict(config)})
+    return history
 
 
 def load_for_training(spec: str, dtype: str, device: str, lora: LoraSection, cfg: TrainConfig) -> tuple[Any, Any, Any]:

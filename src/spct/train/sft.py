@@ -1,6 +1,9 @@
 """Supervised fine-tuning with the loss on generated tokens only: the cold start and RFT both end here.
 
-    loss = mean over completion tokens of -log p(token | prefix)     (prompt tokens masked)
+    loss = sum_t w_t * -log p(token_t | prefix) / sum_t w_t     over completion tokens (prompt masked)
+
+``w_t`` is 1 unless an example carries its own weights (the cold start can weigh a critique's
+verdict tokens above the text it copies).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class SFTExample:
 
     prompt_ids: list[int]
     completion_ids: list[int]
+    weights: tuple[float, ...] | None = None  # one per completion token; None = all 1
 
     def __len__(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
@@ -34,42 +38,65 @@ def encode(tokenizer: Any, prompt: str, completion_ids: Sequence[int]) -> SFTExa
     return SFTExample(list(ids), list(completion_ids))
 
 
-def encode_text(tokenizer: Any, prompt: str, completion: str) -> SFTExample:
-    """A written (not sampled) completion, closed by the end-of-turn token the sampler stops on."""
+def encode_text(
+    tokenizer: Any, prompt: str, completion: str, spans: Sequence[tuple[int, int]] = (), weight: float = 1.0
+) -> SFTExample:
+    """A written (not sampled) completion, closed by the end-of-turn token the sampler stops on.
+
+    Tokens overlapping a character span in ``spans`` get loss weight ``weight`` (the rest 1).
+    """
     from spct.engine.sampler import stop_token_ids
 
-    ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    return encode(tokenizer, prompt, [*ids, stop_token_ids(tokenizer)[-1]])
+    stop = stop_token_ids(tokenizer)[-1]
+    if not spans or weight == 1.0:
+        ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        return encode(tokenizer, prompt, [*ids, stop])
+    enc = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
+    weights = [weight if any(a < e and s < b for s, e in spans) else 1.0 for a, b in enc["offset_mapping"]]
+    ex = encode(tokenizer, prompt, [*enc["input_ids"], stop])
+    return SFTExample(ex.prompt_ids, ex.completion_ids, (*weights, 1.0))
 
 
 def collate(batch: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
-    """Right-padded tensors: input_ids, attention_mask (B, T) and labels (B, T) with IGNORE on prompt/pad."""
+    """Right-padded tensors: input_ids, attention_mask (B, T), labels (B, T) with IGNORE on prompt/pad,
+    and, when any example carries weights, weights (B, T) (1 where an example has none, 0 off labels)."""
     import torch
 
     width = max(len(ex) for ex in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    weighted = any(ex.weights is not None for ex in batch)
+    weights = torch.zeros((len(batch), width), dtype=torch.float32) if weighted else None
     for i, ex in enumerate(batch):
         seq = ex.prompt_ids + ex.completion_ids
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
         labels[i, len(ex.prompt_ids) : len(seq)] = torch.tensor(ex.completion_ids)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if weights is not None:
+            weights[i, len(ex.prompt_ids) : len(seq)] = torch.tensor(ex.weights or [1.0] * len(ex.completion_ids))
+    out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if weights is not None:
+        out["weights"] = weights
+    return out
 
 
-def sft_loss(logits: Any, labels: Any) -> tuple[Any, int]:
-    """Mean next-token NLL over labelled positions, and how many there were.
+def sft_loss(logits: Any, labels: Any, weights: Any = None) -> tuple[Any, int]:
+    """Next-token NLL over labelled positions (weighted mean with ``weights``), and how many there were.
 
-    logits: (B, T, V) for input positions; labels: (B, T), IGNORE where no loss.
+    logits: (B, T, V) for input positions; labels: (B, T), IGNORE where no loss; weights: (B, T) or None.
     """
     import torch.nn.functional as F
 
     pred = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
     target = labels[:, 1:]  # (B, T-1)
     n = int((target != IGNORE).sum())
-    loss = F.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="sum")
-    return loss / max(n, 1), n
+    if weights is None:
+        loss = F.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="sum")
+        return loss / max(n, 1), n
+    nll = F.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="none")
+    w = weights[:, 1:].reshape(-1) * (target.reshape(-1) != IGNORE)
+    return (nll * w).sum() / w.sum().clamp(min=1e-8), n
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -111,8 +138,6 @@ def train_sft(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``steps`` optimizer steps of prompt-masked SFT; writes ``out_dir/model`` and returns a summary."""
-    from tqdm.auto import tqdm
-
     if not data:
         raise ValueError(f"{stage}: no training sequences")
     out_dir = Path(out_dir)
@@ -129,10 +154,8 @@ def train_sft(
     pad = tokenizer.pad_token_id
     rt.module.train()
     t0 = time.perf_counter()
-    tokens_seen = 0
-    last: dict[str, float] = {}
-    bar = tqdm(range(start, steps), desc=stage, unit="step", disable=not (progress and rt.is_main), initial=start, total=steps)
-    for step in bar:
+
+    def one_step(step: int) -> dict[str, float]:
         t_step = time.perf_counter()
         losses, n_tok = [], 0
         for micro in range(gas):
@@ -140,24 +163,25 @@ def train_sft(
             batch = collate([data[i] for i in stream(len(data), train.seed, first, micro_batch_size)], pad)
             batch = {k: v.to(rt.device) for k, v in batch.items()}
             logits = rt.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss, n = sft_loss(logits, batch["labels"])
+            loss, n = sft_loss(logits, batch["labels"], batch.get("weights"))
             rt.backward(loss)
             rt.step()
             losses.append(loss.item())
             n_tok += n
-        tokens_seen += n_tok
         dt = time.perf_counter() - t_step
-        last = {"loss": sum(losses) / len(losses), "lr": rt.lr(), "tokens_per_s": n_tok * world / dt, "samples_per_s": batch_size / dt}
+        metrics = {"loss": sum(losses) / len(losses), "lr": rt.lr(), "tokens": float(n_tok),
+                   "tokens_per_s": n_tok * world / dt, "samples_per_s": batch_size / dt}
         if (norm := rt.grad_norm()) is not None:
-            last["grad_norm"] = norm
-        if rt.is_main and (step + 1) % train.log_every == 0:
-            logger.log_metrics(last, step + 1)
-        bar.set_postfix(loss=f"{last['loss']:.3f}")
-        runtime.maybe_checkpoint(rt, train, ckpt_root, step + 1, steps, {"stage": stage, "config": dict(config)})
+            metrics["grad_norm"] = norm
+        return metrics
 
+    history = runtime.run_steps(rt, one_step, stage=stage, start=start, steps=steps, train=train, ckpt_root=ckpt_root,
+                                config=dict(config), logger=logger, progress=progress)
+    last = history[-1] if history else {}
     summary = {
         "stage": stage, "steps": steps, "resumed_from": start, "sequences": len(data),
-        "seconds": round(time.perf_counter() - t0, 2), "trained_tokens": tokens_seen, **{f"final_{k}": v for k, v in last.items()},
+        "seconds": round(time.perf_counter() - t0, 2), "trained_tokens": int(sum(h["tokens"] for h in history)),
+        **{f"final_{k}": v for k, v in last.items() if k != "tokens"},
     }  # fmt: skip
     if rt.is_main:
         runtime.save_model(rt.module, tokenizer, out_dir / "model")

@@ -1,0 +1,52 @@
+"""make reproduce's study on the tiny profile: the chain through the pipeline's stage runner, every
+stage evaluated with baselines and intervals, a table, a plot and one MLflow parent run."""
+
+import json
+import os
+
+import pytest
+
+from spct.registry import client_for
+
+FAST = [
+    "rft.limit=6", "rft.n_samples=2", "rft.batch_size=2", "rft.micro_batch_size=2",
+    "grpo.limit=4", "grpo.steps=1", "grpo.batch_size=2", "grpo.group_size=2", "grpo.micro_batch_size=2",
+    "metarm.limit=4", "metarm.n_samples=2", "metarm.epochs=1", "metarm.batch_size=4", "metarm.micro_batch_size=4",
+    "eval.limit=4",
+]  # fmt: skip
+
+
+@pytest.mark.timeout(900)
+def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
+    from spct.evaluate.study import STAGE_ORDER, run_study
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    docs = tmp_path / "docs"
+    res = run_study("tiny", tmp_path / "run", overrides=FAST, ks=[1, 2], docs_dir=docs, command="spct reproduce --profile tiny")
+    for stage in ("coldstart", "rft", "grpo", "metarm"):
+        assert (tmp_path / "run" / stage / "model").is_dir(), stage
+    # every stage, every column, each with its interval and its three position baselines
+    cols = {(r["stage"], r["column"]) for r in res.rows}
+    assert cols == {(s, c) for s in STAGE_ORDER for c in ("greedy", "voting@1", "voting@2", "metarm@1", "metarm@2")}
+    for r in res.rows:
+        lo, hi = r["ci95"]
+        assert 0.0 <= lo <= r["accuracy"] <= hi <= 1.0
+        assert all(r[b] is not None for b in ("chance", "first_slot", "last_slot"))
+        assert r["items"] == 4
+    md = (docs / "reproduce.md").read_text()
+    assert "spct reproduce --profile tiny" in md and "| grpo | voting@2 |" in md and "![accuracy" in md
+    assert (docs / "reproduce.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "run" / "study.json").read_text())["rows"] == res.rows
+    # the evaluations refused no item: the held-out check ran against every training set and passed
+    report = json.loads((tmp_path / "run" / "eval" / "grpo" / "report.json").read_text())
+    assert all(e["data"]["heldout"]["overlapping"] == [] and e["data"]["heldout"]["training_items"] > 0
+               for e in report["datasets"].values())
+
+    c = client_for(res.tracking_uri)
+    parent = c.get_run(res.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["command"] == "spct reproduce --profile tiny"
+    nested = c.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{res.run_id}'")
+    names = sorted(r.info.run_name for r in nested)
+    assert names == sorted(["coldstart", "rft", "grpo", "metarm", "study"] + ["evaluate"] * 4)
+    study = next(r for r in nested if r.info.run_name == "study")
+    assert "grpo/voting_at_2" in study.data.metrics and "seconds/total" in study.data.metrics
