@@ -29,12 +29,12 @@ def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
     cols = {(r["stage"], r["column"]) for r in res.rows}
     assert cols == {(s, c) for s in STAGE_ORDER for c in ("greedy", "voting@1", "voting@2", "metarm@1", "metarm@2")}
     for r in res.rows:
-        lo, hi = r["ci95"]
-        assert 0.0 <= lo <= r["accuracy"] <= hi <= 1.0
-        assert all(r[b] is not None for b in ("chance", "first_slot", "last_slot"))
-        assert r["items"] == 4
+        lo, hi = r["result"]["ci95"]
+        assert 0.0 <= lo <= r["result"]["accuracy"] <= hi <= 1.0
+        assert set(r["result"]["baselines"]) == {"chance", "first_slot", "last_slot"}
+        assert r["result"]["items"] == 4
     md = (docs / "reproduce.md").read_text()
-    assert "spct reproduce --profile tiny" in md and "| grpo | voting@2 |" in md and "![accuracy" in md
+    assert "spct reproduce --profile tiny" in md and "| grpo | verifiable | voting@2 |" in md and "![accuracy" in md
     assert (docs / "reproduce.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "run" / "study.json").read_text())["rows"] == res.rows
     # the evaluations refused no item: the held-out check ran against every training set and passed
@@ -49,4 +49,4 @@ def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
     names = sorted(r.info.run_name for r in nested)
     assert names == sorted(["coldstart", "rft", "grpo", "metarm", "study"] + ["evaluate"] * 4)
     study = next(r for r in nested if r.info.run_name == "study")
-    assert "grpo/voting_at_2" in study.data.metrics and "seconds/total" in study.data.metrics
+    assert "grpo/verifiable/voting_at_2" in study.data.metrics and "seconds/total" in study.data.metrics

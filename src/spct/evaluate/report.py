@@ -162,11 +162,11 @@ def plot_scaling(report: Mapping[str, Any], path: Path) -> None:
                 label = name if kind == "voting" else f"{name} (MetaRM)"
                 ks = [p[0] * (1.04 if kind == "metarm" else 1.0) for p in pts]  # side by side, not on top
                 acc = [100 * res[key]["accuracy"] for _, key in pts]
-                err = _yerr([res[key].get("ci95") for _, key in pts], acc)
+                err = error_bars([res[key].get("ci95") for _, key in pts], acc)
                 ax.errorbar(ks, acc, yerr=err, fmt=style, marker="o", color=color, label=label, capsize=3)
         if "greedy" in res:
             g = res["greedy"]
-            ax.errorbar([0.96], [100 * g["accuracy"]], yerr=_yerr([g.get("ci95")], [100 * g["accuracy"]]),
+            ax.errorbar([0.96], [100 * g["accuracy"]], yerr=error_bars([g.get("ci95")], [100 * g["accuracy"]]),
                         marker="x", linestyle="none", color=color, markersize=9, capsize=3)
         best_base = max((res[k].get("baselines", {}) for k in res), key=lambda b: max(b.values(), default=0), default={})
         if best_base:
@@ -184,7 +184,7 @@ def plot_scaling(report: Mapping[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _yerr(cis: list[Any], acc: list[float]) -> Any:
+def error_bars(cis: list[Any], acc: list[float]) -> Any:
     if any(ci is None for ci in cis):
         return None
     return [[a - 100 * ci[0] for a, ci in zip(acc, cis)], [100 * ci[1] - a for a, ci in zip(acc, cis)]]

@@ -34,69 +34,55 @@ class StudyResult:
 
 
 def study_rows(reports: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (stage, column) with the figures a reader needs beside it, over every dataset."""
-    rows = []
-    for stage, report in reports.items():
-        for name, e in report["datasets"].items():
-            for col, res in e["results"].items():
-                base = res.get("baselines") or {}
-                rows.append({
-                    "stage": stage, "dataset": name, "column": col, "accuracy": res["accuracy"],
-                    "ci95": res.get("ci95"), "accuracy_paper": res.get("accuracy_paper"),
-                    "chance": base.get("chance"), "first_slot": base.get("first_slot"), "last_slot": base.get("last_slot"),
-                    "above_baselines": bool(res.get("above_baselines")), "items": res.get("items"),
-                    "judgments": res.get("judgments"), "parse_rate": e.get("parse_rate"),
-                    "consistency": res.get("consistency"), "slot_shares": res.get("slot_shares"),
-                })  # fmt: skip
-    return rows
-
-
-def _pct(x: float | None) -> str:
-    return "" if x is None else f"{100 * x:.1f}"
+    """One row per (stage, dataset, column): the harness's own result for that column (accuracy,
+    interval, paper tie-break, baselines, sizes, ...) and the dataset's parse rate."""
+    return [
+        {"stage": stage, "dataset": name, "column": col, "parse_rate": e.get("parse_rate"), "result": res}
+        for stage, report in reports.items()
+        for name, e in report["datasets"].items()
+        for col, res in e["results"].items()
+    ]
 
 
 def render_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    head = ["stage", "column", "accuracy", "95% CI", "paper", "chance", "first slot", "last slot", "above baselines",
-            "items", "judgments", "parse"]
+    """Markdown: the same cells as ``spct eval``'s table (:func:`spct.evaluate.report.result_row`)."""
+    from spct.evaluate.report import ROW_HEADER, result_row
+
+    head = ["stage", "dataset", "column", *ROW_HEADER, "parse"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        ci = r["ci95"]
-        lines.append("| " + " | ".join([
-            r["stage"], r["column"], _pct(r["accuracy"]), f"{_pct(ci[0])}-{_pct(ci[1])}" if ci else "",
-            _pct(r["accuracy_paper"]), _pct(r["chance"]), _pct(r["first_slot"]), _pct(r["last_slot"]),
-            "yes" if r["above_baselines"] else "no", str(r["items"] or ""), str(r["judgments"] or ""), _pct(r["parse_rate"]),
-        ]) + " |")  # fmt: skip
+        parse = "" if r["parse_rate"] is None else f"{100 * r['parse_rate']:.1f}"
+        lines.append("| " + " | ".join([r["stage"], r["dataset"], r["column"], *result_row(r["result"]), parse]) + " |")
     return "\n".join(lines)
 
 
 def plot_study(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against k, one colour per stage: Voting@k solid, MetaRM@k dashed, greedy an x at k=1."""
+    """Accuracy against k, one colour per stage: Voting@k solid, MetaRM@k dashed, greedy an x at k=1;
+    bars are 95% intervals, the dotted line the best position-only baseline of any column."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from spct.evaluate.report import error_bars
+
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
     stages = [s for s in STAGE_ORDER if any(r["stage"] == s for r in rows)]
-    best_base = 0.0
     for i, stage in enumerate(stages):
-        color = f"C{i}"
-        mine = [r for r in rows if r["stage"] == stage]
+        res = {r["column"]: r["result"] for r in rows if r["stage"] == stage}
         for kind, style, shift in (("voting", "-", 1.0), ("metarm", "--", 1.04)):
-            pts = sorted((int(r["column"].split("@")[1]), r) for r in mine if r["column"].startswith(kind + "@"))
-            if not pts:
-                continue
-            ks = [k * shift for k, _ in pts]
-            acc = [100 * r["accuracy"] for _, r in pts]
-            err = [[a - 100 * r["ci95"][0] for a, (_, r) in zip(acc, pts)], [100 * r["ci95"][1] - a for a, (_, r) in zip(acc, pts)]]
-            ax.errorbar(ks, acc, yerr=err, fmt=style, marker="o", color=color, capsize=3,
-                        label=stage if kind == "voting" else f"{stage} (MetaRM)")
-        for r in mine:
-            if r["column"] == "greedy":
-                ax.errorbar([0.94], [100 * r["accuracy"]], yerr=[[100 * (r["accuracy"] - r["ci95"][0])], [100 * (r["ci95"][1] - r["accuracy"])]],
-                            marker="x", linestyle="none", color=color, markersize=9, capsize=3)
-            best_base = max(best_base, *(r[b] or 0.0 for b in ("chance", "first_slot", "last_slot")))
-    ax.axhline(100 * best_base, color="grey", linestyle=":", linewidth=1, label="best position baseline")
+            pts = sorted((int(col.split("@")[1]), res[col]) for col in res if col.startswith(kind + "@"))
+            if pts:
+                acc = [100 * r["accuracy"] for _, r in pts]
+                ax.errorbar([k * shift for k, _ in pts], acc, yerr=error_bars([r.get("ci95") for _, r in pts], acc), fmt=style,
+                            marker="o", color=f"C{i}", capsize=3, label=stage if kind == "voting" else f"{stage} (MetaRM)")
+        if "greedy" in res:
+            acc = [100 * res["greedy"]["accuracy"]]
+            ax.errorbar([0.94], acc, yerr=error_bars([res["greedy"].get("ci95")], acc), marker="x", linestyle="none",
+                        color=f"C{i}", markersize=9, capsize=3)
+    best = max((v for r in rows for v in (r["result"].get("baselines") or {}).values()), default=None)
+    if best is not None:
+        ax.axhline(100 * best, color="grey", linestyle=":", linewidth=1, label="best position baseline")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (sampled critiques voted)")
     ax.set_ylabel("accuracy (%)")
@@ -161,8 +147,9 @@ def run_study(
         result.files = write_study(result, prof, command, started, docs_dir)
         with stage_run(uri, run_id, "study") as log:
             for r in rows:
-                key = f"{r['stage']}/{r['column']}".replace("@", "_at_")
-                log.log_metrics({key: r["accuracy"], f"{key}/ci95_low": r["ci95"][0], f"{key}/ci95_high": r["ci95"][1]}, step=0)
+                key, res = f"{r['stage']}/{r['dataset']}/{r['column']}".replace("@", "_at_"), r["result"]
+                ci = res.get("ci95") or [float("nan")] * 2
+                log.log_metrics({key: res["accuracy"], f"{key}/ci95_low": ci[0], f"{key}/ci95_high": ci[1]}, step=0)
             log.log_metrics({f"seconds/{k}": v for k, v in seconds.items()}, step=0)
             for f in result.files.values():
                 log.log_artifact(Path(f))
