@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(SPCT) pipeline run --local --profile demo --run-dir $(OUT) $(ARGS)
 
 # The chain with a longer budget, every stage evaluated at k = 1, 2, 4, 8 with and without the
-# meta RM; writes docs/reproduce.md and docs/reproduce.png (about 90 minutes on 2 cores).
+# meta RM; writes docs/reproduce.md and docs/reproduce.png (estimated 60-90 minutes on 2 cores).
 reproduce: $(STAMP)
 	$(SPCT) reproduce --profile reproduce --run-dir runs/reproduce --docs docs $(ARGS)
 

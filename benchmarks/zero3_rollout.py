@@ -31,11 +31,11 @@ def worker(args: argparse.Namespace) -> None:
     import deepspeed
     import torch
 
-    from spct.config import load_profile
     from spct.engine import load_model
     from spct.engine.sampler import SamplingParams, generate
     from spct.grm.prompt import build_chat, render
     from spct.train import runtime
+    from spct.train.config import TrainConfig
     from spct.types import user
 
     torch.manual_seed(0)
@@ -46,8 +46,7 @@ def worker(args: argparse.Namespace) -> None:
                  ("What is 17 + 25?", "42", "43"), ("Reverse the word 'lamp'.", "pmal", "plam")]
     prompts = [render(tok, build_chat([user(q)], [a, b])) for q, a, b in (questions * 8)[: args.prompts]]
     params = SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens, min_new_tokens=args.max_new_tokens)
-    cfg = load_profile("tiny", ["train.zero_stage=3", "train.warmup_steps=0"]).train
-    rt = runtime.initialize(model, cfg, lr=1e-5, micro_batch=1, grad_accum=1, device=torch.device("cpu"))
+    rt = runtime.initialize(model, TrainConfig(zero_stage=3), lr=1e-5, micro_batch=1, grad_accum=1, device=torch.device("cpu"))
     rt.module.eval()
     times: dict[str, list[float]] = {"per_layer": [], "gathered": []}
     tokens: dict[str, list] = {}

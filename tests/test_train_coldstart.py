@@ -13,7 +13,6 @@ from spct.grm.parse import parse_judgment  # noqa: E402
 from spct.grm.rules import is_strictly_right, permutation, sample_rng, to_original  # noqa: E402
 from spct.train.coldstart import (  # noqa: E402
     PRINCIPLES,
-    critique_with_verdicts,
     presentation,
     principle,
     template_critique,
@@ -29,7 +28,7 @@ def test_template_critiques_parse_and_put_the_gold_strictly_on_top(examples, tem
     for ex in examples:
         for j in range(ex.n):
             perm, rng = presentation(ex.n, 0, f"coldstart:{ex.id}", j, "rotations")
-            text = template_critique(ex, perm, rng, template)
+            text, _ = template_critique(ex, perm, rng, template)
             judged = parse_judgment(text, ex.n)
             assert judged.ok, (ex.id, text)
             assert is_strictly_right(to_original(judged.scores, perm), ex.best), (ex.id, perm, text)
@@ -42,8 +41,8 @@ def test_short_template_states_the_items_own_principle_and_is_shorter():
     assert modes <= set(PRINCIPLES)  # every kind and sub-kind has its own line, none falls back
     for ex in examples:
         perm = list(range(ex.n))
-        short = template_critique(ex, perm, sample_rng(0, ex.id, 0), "short")
-        full = template_critique(ex, perm, sample_rng(0, ex.id, 0), "full")
+        short, _ = template_critique(ex, perm, sample_rng(0, ex.id, 0), "short")
+        full, _ = template_critique(ex, perm, sample_rng(0, ex.id, 0), "full")
         assert principle(ex) in short and len(short) < len(full)
         assert short.count("\nResponse ") == ex.n and ("correct." in short) and ("wrong (" in short)
     sort = next(ex for ex in examples if ex.meta["kind"] == "sorting")
@@ -121,7 +120,7 @@ def test_profile_knobs_validate():
 def test_decision_spans_cover_each_verdict_and_the_scores(template):
     for ex in load("builtin:verifiable?n=40&seed=3&split=train").examples:
         perm, rng = presentation(ex.n, 0, f"coldstart:{ex.id}", 1, "rotations")
-        text, spans = critique_with_verdicts(ex, perm, rng, template)
+        text, spans = template_critique(ex, perm, rng, template)
         words = [text[a:b] for a, b in spans]
         truth = ["correct" if ex.meta["response_meta"][i]["correct"] else "wrong" for i in perm]
         assert words[:-1] == truth, (ex.id, text)
@@ -130,7 +129,7 @@ def test_decision_spans_cover_each_verdict_and_the_scores(template):
 
 def test_reference_template_sets_the_gold_beside_each_answer():
     ex = next(e for e in load("builtin:verifiable?n=40&seed=1&categories=string_ops&modes=acronym&split=train").examples)
-    text = template_critique(ex, [0, 1], sample_rng(0, ex.id, 0), "reference")
+    text, _ = template_critique(ex, [0, 1], sample_rng(0, ex.id, 0), "reference")
     gold = ex.meta["answer"]
     assert f"Reference answer: {gold}." in text
     for m in ex.meta["response_meta"]:

@@ -277,16 +277,19 @@ def reproduce_command(
     import shlex
     import sys
 
-    from spct.config import ConfigError, load_profile
+    from spct.config import ConfigError
     from spct.evaluate.study import render_table, run_study
 
     try:
         ks = parse_ks(k)
-        load_profile(profile, list(sets))
-    except (ValueError, ConfigError) as e:
+    except ValueError as e:
         _fail(str(e))
     command = "spct " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = run_study(profile, run_dir, overrides=sets, ks=ks, docs_dir=docs, tracking_uri=tracking_uri, command=command)
+    try:
+        # run_study reads the profile before any work, so a bad profile or override fails at once.
+        result = run_study(profile, run_dir, overrides=sets, ks=ks, docs_dir=docs, tracking_uri=tracking_uri, command=command)
+    except ConfigError as e:
+        _fail(str(e))
     console.print(render_table(result.rows), highlight=False, soft_wrap=True)
     for name, path in result.files.items():
         console.print(f"wrote {path}", highlight=False)

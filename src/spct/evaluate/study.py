@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,15 +105,15 @@ def run_study(
     tracking_uri: str | None = None,
     command: str = "",
 ) -> StudyResult:
-    """Train the chain, evaluate every stage, write ``study.md``/``study.json``/``study.png``
-    into ``run_dir`` (and, with ``docs_dir``, ``reproduce.md``/``reproduce.png`` there)."""
+    """Train the chain, evaluate every stage, write ``reproduce.md``/``reproduce.png``/``study.json``
+    into ``run_dir`` (and, with ``docs_dir``, copies of ``reproduce.md``/``reproduce.png`` there)."""
     from spct.config import load_profile
     from spct.pipeline.stages import Tracking, evaluate_stage, train_stage
     from spct.registry.tracking import end_run, resolve_tracking_uri, stage_run, start_pipeline_run
 
+    prof = load_profile(profile, list(overrides))  # fails here, before anything is written, on a bad profile
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    prof = load_profile(profile, list(overrides))  # fails here, before any work, on a bad profile
     uri = resolve_tracking_uri(tracking_uri, run_dir)
     started = datetime.now(timezone.utc)
     run_id = start_pipeline_run(uri, "spct-reproduce", f"reproduce-{started:%Y%m%d-%H%M%S}",
@@ -169,7 +170,8 @@ def write_study(result: StudyResult, prof: Any, command: str, started: datetime,
         f"Run {started:%Y-%m-%d %H:%M} UTC, {result.seconds['total'] / 60:.0f} min on {os.cpu_count()} CPU cores "
         f"({platform.processor() or platform.machine()}; load average at the end {load[0]:.1f}); command: `{command}`.", "",
         f"Model `{prof.model.spec}`; held-out items {eval_data} (limit {prof.eval.limit}), checked disjoint from every "
-        "training set; greedy judges every order of the responses; Voting@k and MetaRM@k (the meta RM keeps k/2 of k) "
+        "training set; greedy judges every order of the responses; Voting@k and MetaRM@k (the meta RM keeps eval.k_meta "
+        f"of k, default k/2; here {prof.eval.k_meta or 'k/2'}) "
         "share one draw of the largest k; 95% bootstrap intervals over items; chance / first slot / last slot are "
         "position-only judges replayed on the same items and orders; `above baselines` only when the whole interval "
         "clears the best of them.", "",
@@ -178,14 +180,15 @@ def write_study(result: StudyResult, prof: Any, command: str, started: datetime,
         "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()), "",
         f"MLflow: `mlflow ui --backend-store-uri {result.tracking_uri}` (experiment `spct-reproduce`, run `{result.run_id}`).",
     ]) + "\n"  # fmt: skip
-    files = {}
-    for folder in filter(None, [result.run_dir, Path(docs_dir) if docs_dir else None]):
-        folder.mkdir(parents=True, exist_ok=True)
-        md, png = folder / "reproduce.md", folder / "reproduce.png"
-        md.write_text(body)
-        plot_study(result.rows, png, f"{prof.model.spec}: accuracy vs k per stage (x = greedy, every order; "
-                                     "bars = 95% CI)")
-        files[f"{folder.name}/reproduce.md"], files[f"{folder.name}/reproduce.png"] = str(md), str(png)
+    md, png = result.run_dir / "reproduce.md", result.run_dir / "reproduce.png"
+    md.write_text(body)
+    plot_study(result.rows, png, f"{prof.model.spec}: accuracy vs k per stage (x = greedy, every order; bars = 95% CI)")
+    files = {"reproduce.md": str(md), "reproduce.png": str(png)}
+    if docs_dir:
+        # The same two files where the docs link them: copied, not rendered a second time.
+        Path(docs_dir).mkdir(parents=True, exist_ok=True)
+        for f in (md, png):
+            files[f"docs/{f.name}"] = str(shutil.copy2(f, Path(docs_dir) / f.name))
     (result.run_dir / "study.json").write_text(json.dumps({"rows": result.rows, "seconds": result.seconds}, indent=2) + "\n")
     files["study.json"] = str(result.run_dir / "study.json")
     return files

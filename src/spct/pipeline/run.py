@@ -84,8 +84,6 @@ def local_arguments(profile: str, run_dir: Path, tracking_uri: str, model_name: 
         "job": {},
         "tolerance": 0.02,
         "min_parse_rate": 0.0 if profile == "tiny" else 0.5,
-        # A first version becomes champion only if it judges better than always naming one slot.
-        "require_above_baselines": True,
         "deploy_model": False,  # no cluster here
         "namespace": "spct",
         "serving_values": {},

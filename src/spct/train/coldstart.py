@@ -60,12 +60,7 @@ def principle(ex: Example) -> str:
     return f"- Correctness (100%): {text.format(order=params.get('order', 'the asked'))}."
 
 
-def template_critique(ex: Example, perm: Sequence[int], rng: random.Random, template: str = "full") -> str:
-    """The critique text alone (see :func:`critique_with_verdicts`)."""
-    return critique_with_verdicts(ex, perm, rng, template)[0]
-
-
-def critique_with_verdicts(
+def template_critique(
     ex: Example, perm: Sequence[int], rng: random.Random, template: str = "full"
 ) -> tuple[str, list[tuple[int, int]]]:
     """A critique in the GRM format for ``ex`` with its responses shown in ``perm`` order, and the
@@ -131,7 +126,7 @@ def coldstart_data(
         for j in range(perms):
             perm, rng = presentation(ex.n, seed, f"coldstart:{ex.id}", j, orders)
             prompt = render_judge(tokenizer, ex.messages, [ex.responses[i] for i in perm], specials=specials)
-            text, spans = critique_with_verdicts(ex, perm, rng, template)
+            text, spans = template_critique(ex, perm, rng, template)
             out.append(encode_text(tokenizer, prompt, text, spans, verdict_weight))
     return out
 
