@@ -29,6 +29,7 @@ demo: $(STAMP)
 
 # The chain with a longer budget, every stage evaluated at k = 1, 2, 4, 8 with and without the
 # meta RM; writes docs/reproduce.md and docs/reproduce.png (estimated 60-90 minutes on 2 cores).
+# A stopped run goes on where it stopped with: make reproduce ARGS=--resume
 reproduce: $(STAMP)
 	$(SPCT) reproduce --profile reproduce --run-dir runs/reproduce --docs docs $(ARGS)
 

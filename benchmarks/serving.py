@@ -279,7 +279,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3, help="requests per client in the load runs (0 = skip them)")
     ap.add_argument("-k", type=int, default=1, help="samples per request")
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--single-runs", type=int, default=6, help="sequential requests for the overhead comparison")
+    ap.add_argument("--single-runs", type=int, default=6, help="sequential requests for the overhead comparison (0: skip it)")
     ap.add_argument("--fuzz", type=int, default=10_000)
     ap.add_argument("--fuzz-model", default="tiny",
                     help="model of the fuzzed server: validation does not depend on it, but the ~10%% of mutated "
@@ -311,7 +311,7 @@ def main() -> None:
                 if args.requests:
                     load_run(srv.url, args.clients, 1, args.k)  # untimed warm pass: first-call costs of new shapes
                     result[mode] = load_run(srv.url, args.clients, args.requests, args.k)
-                if mode == "batching":
+                if mode == "batching" and args.single_runs:
                     served, direct, inside = overhead_pairs(srv.url, bundle, args.single_runs, args.k, args.max_new_tokens)
                     result["server_single_p50_s"] = round(statistics.median(served), 4)
                     result["direct_single_p50_s"] = round(statistics.median(direct), 4)
@@ -330,8 +330,9 @@ def main() -> None:
                 result["fuzz"]["exit_code"] = srv.stop()
     if args.requests:
         result["throughput_ratio"] = round(result["batching"]["throughput_rps"] / result["no_batching"]["throughput_rps"], 2)
-    result["server_overhead_p50_vs_direct"] = round(result["server_single_p50_s"] / result["direct_single_p50_s"] - 1, 4)
-    result["server_overhead_p50_vs_in_server_library"] = round(statistics.median(result["overhead_per_request"]), 4)
+    if args.single_runs:
+        result["server_overhead_p50_vs_direct"] = round(result["server_single_p50_s"] / result["direct_single_p50_s"] - 1, 4)
+        result["server_overhead_p50_vs_in_server_library"] = round(statistics.median(result["overhead_per_request"]), 4)
     result["machine"]["load_avg_end"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     print(text)

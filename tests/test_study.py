@@ -50,3 +50,16 @@ def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
     assert names == sorted(["coldstart", "rft", "grpo", "metarm", "study"] + ["evaluate"] * 4)
     study = next(r for r in nested if r.info.run_name == "study")
     assert "grpo/verifiable/voting_at_2" in study.data.metrics and "seconds/total" in study.data.metrics
+
+    # --resume keeps what the first sitting finished: no stage trains or evaluates again, same rows and seconds
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").glob("*/stage.json")}
+    stamps |= {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "eval").glob("*/report.json")}
+    assert len(stamps) == 8
+    again = run_study("tiny", tmp_path / "run", overrides=FAST, ks=[1, 2], command="spct reproduce --resume", resume=True)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again.rows == res.rows and again.seconds == res.seconds
+    # ... and refuses a run folder started with other settings, naming them
+    from spct.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--resume needs the same"):
+        run_study("tiny", tmp_path / "run", overrides=FAST, ks=[1, 4], resume=True)

@@ -54,6 +54,24 @@ def test_zero2_step_matches_plain_torch_step():
     assert any(not torch.equal(a, b) for a, b in zip(before.parameters(), plain.parameters())), "the step changed nothing"
 
 
+def test_forward_loss_projects_only_the_labelled_window_and_matches_the_full_loss():
+    from spct.train.sft import IGNORE, forward_loss, loss_window
+
+    assert loss_window(torch.tensor([[IGNORE, IGNORE, IGNORE, 8, 9], [IGNORE, IGNORE, 8, 9, IGNORE]])) == 4
+    assert loss_window(torch.tensor([[IGNORE, 7], [IGNORE, IGNORE]])) == 2 and loss_window(torch.tensor([[IGNORE, IGNORE]])) == 1
+    model, _, batch = _tiny_batch()
+    keep = loss_window(batch["labels"])
+    assert keep < batch["labels"].size(1) - 50  # the prompts' positions are skipped
+    full = copy.deepcopy(model)
+    loss, n = forward_loss(model, batch)
+    ref, ref_n = sft_loss(full(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits, batch["labels"])
+    loss.backward()
+    ref.backward()
+    assert n == ref_n and abs(loss.item() - ref.item()) < 1e-5
+    for (name, a), b in zip(model.named_parameters(), full.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-4), name
+
+
 def test_checkpoints_are_atomic_and_pruned(tmp_path):
     model, _, batch = _tiny_batch()
     cfg = load_profile("tiny", ["train.checkpoint_every=1", "train.keep_last=2"]).train

@@ -1,7 +1,9 @@
 """The stages end to end on the tiny model: RFT's trajectories train a meta RM that separates right
 from wrong on held-out items; GRPO with LoRA moves only the adapters against the adapters-off
 reference; and GRPO raising held-out accuracy measured by the evaluation harness.
-Fixed seeds throughout; the assertions are on measured AUC and accuracy, not loss values."""
+Fixed seeds throughout; the assertions are on measured AUC and accuracy, not loss values, with
+thresholds set under the smallest of three seeds' measurements (seed 0 by default, 1 and 2 with
+``-m slow``)."""
 
 import os
 
@@ -25,14 +27,36 @@ def profile():
     return p
 
 
+# The stage-gain tests run at train seed 0 by default; seeds 1 and 2 (``-m slow``) are the other
+# measured runs their thresholds were set from.
+SEEDS = [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+
+
+def seeded(profile, seed: int):
+    return profile.model_copy(update={"train": profile.train.model_copy(update={"seed": seed})})
+
+
 @pytest.fixture(scope="module")
-def coldstarted(profile, tmp_path_factory):
+def coldstarted_at(profile, tmp_path_factory):
+    """The cold-started model for a train seed, trained once per module."""
     from spct.train.coldstart import run_coldstart
 
-    out = tmp_path_factory.mktemp("coldstart")
-    summary = run_coldstart(profile, out, logger=MultiLogger(), progress=False)
-    assert summary["steps"] == profile.coldstart.steps
-    return out / "model"
+    done: dict[int, object] = {}
+
+    def get(seed: int):
+        if seed not in done:
+            out = tmp_path_factory.mktemp(f"coldstart-{seed}")
+            summary = run_coldstart(seeded(profile, seed), out, logger=MultiLogger(), progress=False)
+            assert summary["steps"] == profile.coldstart.steps
+            done[seed] = out / "model"
+        return done[seed]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def coldstarted(coldstarted_at):
+    return coldstarted_at(0)
 
 
 def heldout_accuracy(model_dir) -> dict:
@@ -51,11 +75,14 @@ def heldout_accuracy(model_dir) -> dict:
 
 # About 3 minutes: 80 GRPO steps of 16 items x 4 critiques, two evaluations of 80 held-out items.
 @pytest.mark.timeout(1800)
-def test_grpo_raises_heldout_accuracy(profile, coldstarted, tmp_path):
+@pytest.mark.parametrize("seed", SEEDS)
+def test_grpo_raises_heldout_accuracy(profile, coldstarted_at, seed, tmp_path):
     from spct.train import grpo
 
-    before = heldout_accuracy(coldstarted)
-    summary = grpo.train(profile, tmp_path, model_spec=str(coldstarted), logger=JsonlLogger(tmp_path / "m.jsonl"), progress=False)
+    start = coldstarted_at(seed)
+    before = heldout_accuracy(start)
+    summary = grpo.train(seeded(profile, seed), tmp_path, model_spec=str(start), logger=JsonlLogger(tmp_path / "m.jsonl"),
+                         progress=False)  # fmt: skip
     after = heldout_accuracy(tmp_path / "model")
 
     steps = [r["metrics"] for r in read_jsonl_metrics(tmp_path / "m.jsonl")]
@@ -64,21 +91,26 @@ def test_grpo_raises_heldout_accuracy(profile, coldstarted, tmp_path):
         assert key in steps[0]
     assert steps[-1]["kl"] > 0  # the policy moved away from the reference
     # Unseen items (split=heldout) through the evaluation harness: greedy in both orders, official
-    # rule (a tie or no parse is a miss). Measured 2026-11-30 (train.seed 0): greedy 0.706 -> 0.825
-    # (95% CI 0.650-0.763 -> 0.769-0.875; position consistency 0.44 -> 0.68), voting@4 0.788 -> 0.888,
-    # both above the chance / first-slot / last-slot baselines (0.50 / 0.50 / 0.50 greedy).
+    # rule (a tie or no parse is a miss). Measured 2026-11-30 at train seeds 0 / 1 / 2 (seeds 1
+    # and 2: pytest -m slow tests/test_train_stages.py): greedy 0.706 -> 0.838, 0.581 -> 0.806, 0.463 -> 0.800
+    # (gains +0.131 / +0.225 / +0.338); voting@4 0.788 -> 0.875, 0.500 -> 0.838, 0.638 -> 0.750
+    # (+0.088 / +0.338 / +0.113); after GRPO above the chance / first-slot / last-slot baselines
+    # (0.50 each) every time. The thresholds keep a margin under the smallest of the three.
     print(f"held-out before {before} after {after}")
-    assert after["voting@4"] >= before["voting@4"] + 0.05, f"voting@4 {before['voting@4']:.3f} -> {after['voting@4']:.3f}"
-    assert after["greedy"] >= before["greedy"] + 0.025, f"greedy {before['greedy']:.3f} -> {after['greedy']:.3f}"
+    assert after["voting@4"] >= before["voting@4"] + 0.04, f"voting@4 {before['voting@4']:.3f} -> {after['voting@4']:.3f}"
+    assert after["greedy"] >= before["greedy"] + 0.06, f"greedy {before['greedy']:.3f} -> {after['greedy']:.3f}"
+    assert after["greedy"] >= 0.75, f"greedy after GRPO {after['greedy']:.3f}"
     assert after["results"]["greedy"]["above_baselines"], after["results"]["greedy"]
 
 
 @pytest.mark.timeout(1800)
-def test_rft_then_meta_rm_separates_right_from_wrong(profile, coldstarted, tmp_path):
+@pytest.mark.parametrize("seed", SEEDS)
+def test_rft_then_meta_rm_separates_right_from_wrong(profile, coldstarted_at, seed, tmp_path):
     import json
 
     from spct.train import metarm, rft
 
+    coldstarted, profile = coldstarted_at(seed), seeded(profile, seed)
     summary = rft.run(profile, tmp_path / "rft", model_spec=str(coldstarted), logger=MultiLogger(), progress=False)
     counts = json.loads((tmp_path / "rft" / "counts.json").read_text())
     assert counts == summary["counts"] and counts["items"] == 150
@@ -89,7 +121,7 @@ def test_rft_then_meta_rm_separates_right_from_wrong(profile, coldstarted, tmp_p
                      logger=MultiLogger(), progress=False)  # fmt: skip
     print(f"meta RM held-out AUC {m['heldout_auc']:.3f} accuracy {m.get('heldout_accuracy')}")
     assert m["train_right_share"] == 0.5  # balanced
-    assert m["heldout_auc"] > 0.7, m  # measured 0.78 on 135 held-out critiques (2026-11-23)
+    assert m["heldout_auc"] > 0.7, m  # measured 0.791 / 0.826 / 0.752 at seeds 0 / 1 / 2 (2026-11-30)
 
     loaded = metarm.MetaRewardModel.load(tmp_path / "metarm" / "model")
     trajs = [t for t in rft.read_trajectories(tmp_path / "rft" / "samples.jsonl") if not t.hinted][:6]

@@ -272,6 +272,8 @@ def reproduce_command(
     sets: list[str] = typer.Option([], "--set", help="Profile override key.sub=value; repeatable."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                             help="Default: a SQLite store in RUN_DIR/mlflow."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the stages and evaluations RUN_DIR already finished "
+                                                        "(same profile, --set and --k)."),
 ) -> None:
     """The chain stage by stage: base, cold start, RFT, GRPO, each at k = 1..8 with and without the meta RM."""
     import shlex
@@ -287,7 +289,8 @@ def reproduce_command(
     command = "spct " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         # run_study reads the profile before any work, so a bad profile or override fails at once.
-        result = run_study(profile, run_dir, overrides=sets, ks=ks, docs_dir=docs, tracking_uri=tracking_uri, command=command)
+        result = run_study(profile, run_dir, overrides=sets, ks=ks, docs_dir=docs, tracking_uri=tracking_uri, command=command,
+                           resume=resume)
     except ConfigError as e:
         _fail(str(e))
     console.print(render_table(result.rows), highlight=False, soft_wrap=True)

@@ -5,7 +5,8 @@ run with the pipeline's own stage runner, then every model on the way (the base,
 start, after RFT, after GRPO) evaluated on the profile's held-out set at k = 1, 2, 4, 8, with
 and without the meta RM, under the same rules as ``spct eval`` (every order, official rule,
 baselines, 95% intervals). Writes a table (markdown and JSON) and a plot of accuracy against k
-per stage; everything is logged to MLflow under one parent run.
+per stage; everything is logged to MLflow under one parent run. ``resume`` keeps every stage and
+evaluation a stopped study finished (a 70-minute CPU run should not start over for the last step).
 """
 
 from __future__ import annotations
@@ -104,44 +105,62 @@ def run_study(
     docs_dir: str | Path | None = None,
     tracking_uri: str | None = None,
     command: str = "",
+    resume: bool = False,
 ) -> StudyResult:
     """Train the chain, evaluate every stage, write ``reproduce.md``/``reproduce.png``/``study.json``
-    into ``run_dir`` (and, with ``docs_dir``, copies of ``reproduce.md``/``reproduce.png`` there)."""
-    from spct.config import load_profile
+    into ``run_dir`` (and, with ``docs_dir``, copies of ``reproduce.md``/``reproduce.png`` there).
+
+    With ``resume``, a training stage whose ``stage.json`` (written when it finished) is in
+    ``run_dir`` and an evaluation whose ``report.json`` is there are kept, not redone; the run
+    folder must have been started with the same profile, overrides and ks.
+    """
+    from spct.config import ConfigError, load_profile
     from spct.pipeline.stages import Tracking, evaluate_stage, train_stage
     from spct.registry.tracking import end_run, resolve_tracking_uri, stage_run, start_pipeline_run
 
     prof = load_profile(profile, list(overrides))  # fails here, before anything is written, on a bad profile
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    setup = {"profile": profile, "overrides": list(overrides), "ks": sorted(set(ks))}
+    setup_file, seconds_file = run_dir / "study_setup.json", run_dir / "seconds.json"
+    if resume and setup_file.is_file() and (before := json.loads(setup_file.read_text())) != setup:
+        raise ConfigError(f"{run_dir} was started with {before}; --resume needs the same profile, overrides and ks, got {setup}")
+    setup_file.write_text(json.dumps(setup) + "\n")
     uri = resolve_tracking_uri(tracking_uri, run_dir)
     started = datetime.now(timezone.utc)
     run_id = start_pipeline_run(uri, "spct-reproduce", f"reproduce-{started:%Y%m%d-%H%M%S}",
-                                {"profile": profile, "overrides": list(overrides), "ks": list(ks), "command": command})
+                                {"profile": profile, "overrides": list(overrides), "ks": list(ks), "command": command,
+                                 "resume": resume})  # fmt: skip
     tracking = Tracking(uri, run_id)
-    seconds: dict[str, float] = {}
+    # Seconds of the steps done so far (kept across a resume, so the total is the work's, not the last sitting's).
+    seconds: dict[str, float] = json.loads(seconds_file.read_text()) if resume and seconds_file.is_file() else {}
+
+    def timed(key: str, done: Path, work: Any) -> None:
+        if resume and done.is_file() and key in seconds:
+            return
+        t0 = time.perf_counter()
+        work()
+        seconds[key] = round(time.perf_counter() - t0, 1)
+        seconds_file.write_text(json.dumps(seconds) + "\n")
+
     try:
         models = {"base": prof.model.spec}
         previous = prof.model.spec
         for kind in ("coldstart", "rft", "grpo"):
-            t0 = time.perf_counter()
-            train_stage(kind, profile, overrides, previous, run_dir / kind, tracking)
-            seconds[kind] = round(time.perf_counter() - t0, 1)
-            previous = models[kind] = str(run_dir / kind / "model")
-        t0 = time.perf_counter()
+            out, start = run_dir / kind, previous
+            timed(kind, out / "stage.json", lambda: train_stage(kind, profile, overrides, start, out, tracking))  # noqa: B023
+            previous = models[kind] = str(out / "model")
         samples = run_dir / "rft" / "samples.jsonl"
-        train_stage("metarm", profile, overrides, models["grpo"], run_dir / "metarm", tracking,
-                    samples=str(samples) if samples.is_file() else None)
-        seconds["metarm"] = round(time.perf_counter() - t0, 1)
+        timed("metarm", run_dir / "metarm" / "stage.json",
+              lambda: train_stage("metarm", profile, overrides, models["grpo"], run_dir / "metarm", tracking,
+                                  samples=str(samples) if samples.is_file() else None))  # fmt: skip
 
         eval_sets = [*overrides, f"eval.ks={json.dumps(sorted(set(ks)))}"]
-        reports = {}
         for stage in STAGE_ORDER:
-            t0 = time.perf_counter()
-            spec = models[stage]
-            report, _ = evaluate_stage(Path(spec), run_dir / "metarm" / "model", profile, eval_sets, run_dir / "eval" / stage, tracking)
-            reports[stage] = report
-            seconds[f"eval_{stage}"] = round(time.perf_counter() - t0, 1)
+            out = run_dir / "eval" / stage
+            timed(f"eval_{stage}", out / "report.json",
+                  lambda: evaluate_stage(Path(models[stage]), run_dir / "metarm" / "model", profile, eval_sets, out, tracking))  # noqa: B023
+        reports = {stage: json.loads((run_dir / "eval" / stage / "report.json").read_text()) for stage in STAGE_ORDER}
         rows = study_rows(reports)
         seconds["total"] = round(sum(seconds.values()), 1)
         result = StudyResult(run_dir, uri, run_id, rows, seconds)
