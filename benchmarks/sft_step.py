@@ -41,11 +41,11 @@ def main() -> None:
                           verdict_weight=cs.verdict_weight)  # fmt: skip
     batch = collate(data[: args.batch], tok.pad_token_id)
 
-    def full() -> float:
+    def full() -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return sft_loss(logits, batch["labels"], batch.get("weights"))[0]
 
-    def window() -> float:
+    def window() -> torch.Tensor:
         return forward_loss(model, batch)[0]
 
     model.train()
@@ -58,7 +58,7 @@ def main() -> None:
             loss = {"full": full, "window": window}[name]()
             loss.backward()
             dt = time.perf_counter() - t0
-            losses[name] = float(loss)
+            losses[name] = loss.item()
             if run:
                 times[name].append(round(dt, 3))
     assert abs(losses["full"] - losses["window"]) < 1e-4 * max(1.0, abs(losses["full"])), losses
