@@ -132,34 +132,41 @@ def run_study(
                                 {"profile": profile, "overrides": list(overrides), "ks": list(ks), "command": command,
                                  "resume": resume})  # fmt: skip
     tracking = Tracking(uri, run_id)
-    # Seconds of the steps done so far (kept across a resume, so the total is the work's, not the last sitting's).
+    # Seconds of the steps this run finished (kept across a resume, so the total is the work's, not the
+    # last sitting's). A step is kept on resume only if it is in here *and* its output marker exists:
+    # markers left by an older run in the same folder are not mistaken for this run's.
     seconds: dict[str, float] = json.loads(seconds_file.read_text()) if resume and seconds_file.is_file() else {}
 
-    def timed(key: str, done: Path, work: Any) -> None:
-        if resume and done.is_file() and key in seconds:
-            return
-        t0 = time.perf_counter()
-        work()
+    def finished(key: str, marker: Path) -> bool:
+        return resume and key in seconds and marker.is_file()
+
+    def record(key: str, t0: float) -> None:
         seconds[key] = round(time.perf_counter() - t0, 1)
         seconds_file.write_text(json.dumps(seconds) + "\n")
 
     try:
         models = {"base": prof.model.spec}
-        previous = prof.model.spec
-        for kind in ("coldstart", "rft", "grpo"):
-            out, start = run_dir / kind, previous
-            timed(kind, out / "stage.json", lambda: train_stage(kind, profile, overrides, start, out, tracking))  # noqa: B023
-            previous = models[kind] = str(out / "model")
-        samples = run_dir / "rft" / "samples.jsonl"
-        timed("metarm", run_dir / "metarm" / "stage.json",
-              lambda: train_stage("metarm", profile, overrides, models["grpo"], run_dir / "metarm", tracking,
-                                  samples=str(samples) if samples.is_file() else None))  # fmt: skip
+        for kind, start in (("coldstart", "base"), ("rft", "coldstart"), ("grpo", "rft")):
+            out = run_dir / kind
+            if not finished(kind, out / "stage.json"):
+                t0 = time.perf_counter()
+                train_stage(kind, profile, overrides, models[start], out, tracking)
+                record(kind, t0)
+            models[kind] = str(out / "model")
+        if not finished("metarm", run_dir / "metarm" / "stage.json"):
+            t0 = time.perf_counter()
+            samples = run_dir / "rft" / "samples.jsonl"
+            train_stage("metarm", profile, overrides, models["grpo"], run_dir / "metarm", tracking,
+                        samples=str(samples) if samples.is_file() else None)
+            record("metarm", t0)
 
         eval_sets = [*overrides, f"eval.ks={json.dumps(sorted(set(ks)))}"]
         for stage in STAGE_ORDER:
             out = run_dir / "eval" / stage
-            timed(f"eval_{stage}", out / "report.json",
-                  lambda: evaluate_stage(Path(models[stage]), run_dir / "metarm" / "model", profile, eval_sets, out, tracking))  # noqa: B023
+            if not finished(f"eval_{stage}", out / "report.json"):
+                t0 = time.perf_counter()
+                evaluate_stage(Path(models[stage]), run_dir / "metarm" / "model", profile, eval_sets, out, tracking)
+                record(f"eval_{stage}", t0)
         reports = {stage: json.loads((run_dir / "eval" / stage / "report.json").read_text()) for stage in STAGE_ORDER}
         rows = study_rows(reports)
         seconds["total"] = round(sum(seconds.values()), 1)
