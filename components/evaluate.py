@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.image import DEFAULT_IMAGE
 
@@ -10,6 +10,8 @@ def evaluate(
     overrides: list,
     grm: Input[Model],
     meta_rm: Input[Model],
+    curated: Input[Dataset],
+    coldstart_steps: int,
     tracking_uri: str,
     parent_run_id: str,
     metrics: Output[Metrics],
@@ -17,19 +19,24 @@ def evaluate(
     scaling: Output[HTML],
     results: Output[Artifact],
 ):
-    """Greedy, Voting@k and MetaRM@k on the gate set: report.json/.md, scaling.png, samples, gate.json."""
+    """Greedy, Voting@k and MetaRM@k on the gate set: report.json/.md, scaling.png, samples, gate.json.
+
+    The items are checked against what this run trained on (``curated``'s train split, and the
+    cold-start data when ``coldstart_steps`` > 0), which also fits the response-only baseline."""
     import base64
     import shutil
     from pathlib import Path
 
-    from spct.pipeline.stages import Tracking, evaluate_stage, find_model, resolve_dir
+    from spct.pipeline.stages import Tracking, evaluate_stage, find_model, resolve_dir, run_training_data
 
     out = Path(results.path)
     out.mkdir(parents=True, exist_ok=True)
     meta_dir = resolve_dir(meta_rm.path)
     meta_dir = meta_dir / "model" if (meta_dir / "model").is_dir() else meta_dir
-    _, gate = evaluate_stage(find_model(resolve_dir(grm.path)), meta_dir, profile, [str(o) for o in overrides], out,
-                             Tracking(tracking_uri, parent_run_id))
+    sets = [str(o) for o in overrides]
+    train = run_training_data(resolve_dir(curated.path), profile, sets, coldstart=coldstart_steps > 0)
+    _, gate = evaluate_stage(find_model(resolve_dir(grm.path)), meta_dir, profile, sets, out,
+                             Tracking(tracking_uri, parent_run_id), train_data=train)
     metrics.log_metric("gate_accuracy", gate.accuracy)
     metrics.log_metric("gate_parse_rate", gate.parse_rate)
     shutil.copyfile(out / "report.md", report.path)

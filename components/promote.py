@@ -16,7 +16,9 @@ def promote(
     tracking_uri: str,
     parent_run_id: str,
 ) -> NamedTuple("Gate", [("promoted", bool), ("reasons", str)]):
-    """The gate: ``champion`` moves to this version only if it holds up against the champion on the same gate set."""
+    """The gate: ``champion`` moves to this version only if it holds up against the champion and the best
+    promoted version on the same gate set. The thresholds arrive as run parameters whose defaults are
+    ``GatePolicy``'s (pipelines/spct_pipeline.py); no default is restated here."""
     from collections import namedtuple
 
     from spct.pipeline.stages import Tracking, promote_stage

@@ -16,7 +16,11 @@ from kfp import dsl
 from components import close_run, coldstart, curate, deploy, evaluate, grpo, metarm, open_run, promote, register, rft
 from pipelines.k8s import ClusterSettings, cpu_task, gpu_task, launcher_task
 from spct.k8s.settings import DEFAULT_IMAGE, gpu_toleration
+from spct.registry.gate import GatePolicy
 from spct.serving.deploy import RELEASE
+
+
+GATE = GatePolicy()  # the thresholds are declared once, in spct.registry.gate
 
 
 def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = False):
@@ -40,10 +44,11 @@ def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = 
         # The GPU node pool, as run parameters (a run can move pools without a recompile).
         gpu_node_selector: dict = s.node_selector,  # noqa: B006
         gpu_tolerations: list = [dict(t) for t in s.tolerations] or [gpu_toleration(s.accelerator)],  # noqa: B006
-        tolerance: float = 0.01,
-        min_parse_rate: float = 0.9,
-        max_category_drop: float = 0.05,
-        require_above_baselines: bool = True,
+        # The gate: GatePolicy's defaults (the a100 profile's gate); `spct pipeline run` passes its profile's.
+        tolerance: float = GATE.tolerance,
+        min_parse_rate: float = GATE.min_parse_rate,
+        max_category_drop: float = GATE.max_category_drop,
+        require_above_baselines: bool = GATE.require_above_baselines,
         deploy_model: bool = True,
         namespace: str = "spct",
         serving_values: dict = {},  # noqa: B006
@@ -89,7 +94,9 @@ def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = 
             m = metarm(grm=g.outputs["model"], rft_model=r.outputs["model"], curated=cur.outputs["curated"], **common)
             place(m)
 
+            # The held-out guard and the response-only baseline read what this run trained on.
             ev = evaluate(profile=profile, overrides=overrides, grm=g.outputs["model"], meta_rm=m.outputs["meta_rm"],
+                          curated=cur.outputs["curated"], coldstart_steps=coldstart_steps if coldstart_stage else 0,
                           tracking_uri=tracking_uri, parent_run_id=parent)
             # Evaluation reads eval.data (/data/...) and samples on the GPUs of its own pod.
             gpu_task(ev.set_container_image(image), s, train=False, node_selector=gpu_node_selector,

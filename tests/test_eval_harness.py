@@ -15,6 +15,8 @@ from spct.evaluate.harness import (
     Judgments,
     baselines,
     bootstrap_ci,
+    column,
+    content_groups,
     evaluate,
     per_order,
     position_stats,
@@ -135,10 +137,70 @@ def test_bootstrap_keeps_copies_of_a_unit_apart():
     assert {u: len(v) for u, v in by_unit.items()} == {"e0": 2, "e1": 2, "e2": 2}
     rng = random.Random(0)
     for _ in range(50):
-        drawn = resample(by_unit, rng)
+        drawn = resample({u: {u: outs} for u, outs in by_unit.items()}, rng)
         assert len(drawn) == 6 and len({o.unit for o in drawn}) == 3
         assert all(o.unit.split("#")[0] in by_unit for o in drawn)
     assert score(j.outcomes)["accuracy"] == 1.0
+
+
+def _pair_outcomes(rights):
+    """Greedy outcomes of pairs judged in both orders; ``rights[i]`` = (first order right, second order right)."""
+    exs = [_example(i, n=2, best=0) for i in range(len(rights))]
+    rows = [[_sample([9, 2] if r[0] else [2, 9], (0, 1)), _sample([2, 9] if r[1] else [9, 2], (1, 0))] for r in rights]
+    return exs, per_order(exs, [e.id for e in exs], rows, seed=0)
+
+
+def test_bootstrap_resamples_items_not_orders():
+    # Every item is right in exactly one of its two orders: each item scores 0.5, so every resample
+    # of ITEMS scores 0.5 and the interval has no width. Resampling single orders would not.
+    exs, j = _pair_outcomes([(True, False) if i % 2 else (False, True) for i in range(40)])
+    assert bootstrap_ci(j.outcomes, "generic", "official", resamples=300, seed=1) == [0.5, 0.5]
+
+
+def test_bootstrap_draws_copies_of_the_same_content_together():
+    # 10 distinct items, one of them present 11 times (20 units). Resampling content groups treats the
+    # 11 copies as ONE piece of evidence: the interval is as wide as 10 items allow, and a grouping by
+    # unit (copies independent) is narrower.
+    rights = [(True, True)] * 11 + [(False, False)] * 4 + [(True, True)] * 5
+    exs, j = _pair_outcomes(rights)
+    groups = {e.id: ("dup" if i < 11 else e.id) for i, e in enumerate(exs)}
+    by_content = bootstrap_ci(j.outcomes, "generic", "official", resamples=1000, seed=2, groups=groups)
+    by_unit = bootstrap_ci(j.outcomes, "generic", "official", resamples=1000, seed=2)
+    assert by_content[1] - by_content[0] > 1.3 * (by_unit[1] - by_unit[0])
+    # A resample draws the duplicated group whole: all 11 copies or none of them.
+    by_group = {}
+    for o in j.outcomes:
+        by_group.setdefault(groups[o.unit], {}).setdefault(o.unit, []).append(o)
+    rng = random.Random(3)
+    for _ in range(30):
+        drawn = resample(by_group, rng)
+        copies = sum(1 for o in drawn if o.unit.split("#")[0] in {f"e{i}" for i in range(11)})
+        assert copies % 22 == 0
+
+
+def test_content_groups_merge_copies_whatever_their_ids_and_order():
+    a = Example(id="a", source="generic", messages=[user("What is 2+2?")], responses=["4", "5"], best=0)
+    b = Example(id="b", source="generic", messages=[user("what is  2+2?")], responses=["5", "4"], best=1)
+    c = Example(id="c", source="generic", messages=[user("What is 2+3?")], responses=["5", "4"], best=0)
+    g = content_groups([a, b, c])
+    assert g["a"] == g["b"] != g["c"]
+
+
+def test_above_baselines_uses_lower_bound():
+    # A column whose interval straddles the best baseline is not above it: 60 items right in both
+    # orders, 40 right in neither -> accuracy 0.6, interval roughly 0.5-0.7, while a judge that always
+    # names the first slot scores 0.5 (gold balanced over slots) and the longest response... here
+    # responses tie in length, so the surface judges score 0.
+    exs, j = _pair_outcomes([(True, True)] * 6 + [(False, False)] * 4)
+    settings = EvalSettings(ks=[1], bootstrap=300, baseline_draws=20)
+    res = column(j, "generic", settings)
+    lo, hi = res["ci95"]
+    assert lo < max(res["baselines"].values()) < hi
+    assert res["above_baselines"] is False
+    # The same judgments 10 times over (distinct items) are above: the interval narrows past 0.5.
+    exs, j = _pair_outcomes([(True, True)] * 60 + [(False, False)] * 30)
+    res = column(j, "generic", settings)
+    assert res["ci95"][0] > max(res["baselines"].values()) and res["above_baselines"] is True
 
 
 class LengthRater:
@@ -164,7 +226,8 @@ def test_evaluate_writes_consistent_report(engine, tmp_path):
     assert entry["n"] == 3 and 0 <= entry["parse_rate"] <= 1 and entry["mean_generated_tokens"] > 0
     for col, res in entry["results"].items():
         assert res["accuracy"] == entry[col]
-        assert set(res["baselines"]) == {"chance", "first_slot", "last_slot"}
+        # Position and surface judges on the same items; the classifier is cross-fitted (no training items given).
+        assert set(res["baselines"]) == {"chance", "first_slot", "last_slot", "response_only", "longest", "shortest"}
         assert res["items"] == 3 and len(res["ci95"]) == 2 and res["ci95"][0] <= res["ci95"][1]
     greedy = entry["results"]["greedy"]
     assert greedy["judgments"] == 9 and greedy["orders"] == "every rotation"  # 3 items x 3 rotations

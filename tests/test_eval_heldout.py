@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -67,3 +68,55 @@ def test_spct_eval_refuses_an_overlapping_set_and_reports_an_allowed_one(tmp_pat
     h = json.loads((tmp_path / "b" / "report.json").read_text())["datasets"]["verifiable"]["data"]["heldout"]
     assert h["allowed"] and h["overlapping"] == ["verifiable/2/0", "verifiable/2/1"]  # the 2 evaluated (--limit 2)
     assert "NO: 2 items shared with training" in (tmp_path / "b" / "report.md").read_text()
+
+
+JUDGEBENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judgebench" / "gpt-4o-2024-05-13.jsonl"
+
+
+@pytest.fixture(scope="module")
+def curated_judgebench(tmp_path_factory):
+    """A run's curated artifact built from real, non-synthetic data (what the pipeline's stages train on)."""
+    from spct.data import CurateConfig, curate
+
+    out = tmp_path_factory.mktemp("curated")
+    curate([str(JUDGEBENCH)], out, CurateConfig(limit=60, eval_fraction=0.2))
+    return out
+
+
+def test_pipeline_evaluate_checks_the_curated_artifact_the_run_trained_on(curated_judgebench, tmp_path):
+    from spct.pipeline.stages import Tracking, evaluate_stage, run_training_data
+    from spct.registry.tracking import start_pipeline_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = Tracking(uri, start_pipeline_run(uri, "heldout", "guard", {}))
+    train = run_training_data(curated_judgebench, "tiny", [], coldstart=False)
+    assert train == [str(curated_judgebench / "train.parquet")]
+    # Evaluating on the curated TRAIN split is refused, naming the items. The profile's default training
+    # specs (synthetic items) would have let it pass: the guard must read what the run trained on.
+    sets = [f"eval.data={json.dumps([str(curated_judgebench / 'train.parquet')])}", "eval.limit=2", "eval.ks=[1]",
+            "sampling.max_new_tokens=4"]  # fmt: skip
+    assert not find_overlaps({"e": load(str(curated_judgebench / "train.parquet")).examples},
+                             {s: load(s).examples for s in training_specs(load_profile("tiny"))})
+    with pytest.raises(OverlapError, match="not held out"):
+        evaluate_stage(Path("tiny"), None, "tiny", sets, tmp_path / "a", tracking, train_data=train)
+    assert not (tmp_path / "a" / "report.json").exists()
+    # The curated EVAL split is held out from it; the report says what it was checked against, and the
+    # response-only baseline is fitted on those training items.
+    sets[0] = f"eval.data={json.dumps([str(curated_judgebench / 'eval.parquet')])}"
+    report, _ = evaluate_stage(Path("tiny"), None, "tiny", sets, tmp_path / "b", tracking, train_data=train)
+    (entry,) = report["datasets"].values()
+    assert entry["data"]["heldout"]["checked_against"] == train and not entry["data"]["heldout"]["overlapping"]
+    assert entry["surface"]["fitted_on"] == "training items"
+
+
+def test_pipeline_evaluate_fails_when_the_training_data_is_unknown(tmp_path):
+    from spct.pipeline.stages import Tracking, evaluate_stage, run_training_data
+
+    with pytest.raises(ValueError, match="cannot identify the training data"):
+        run_training_data(tmp_path, "tiny", [], coldstart=False)
+    with pytest.raises(ValueError, match="needs the training data"):
+        evaluate_stage(Path("tiny"), None, "tiny", [], tmp_path, Tracking("sqlite:///x.db", "r"), train_data=[])
+    # With the cold-start task in the run, its data is checked too.
+    (tmp_path / "train.parquet").write_bytes(b"")
+    specs = run_training_data(tmp_path, "tiny", [], coldstart=True)
+    assert specs[1] == load_profile("tiny").coldstart.data

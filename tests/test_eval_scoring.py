@@ -153,19 +153,21 @@ RMB_JUDGE = {
 
 def test_rmb_follows_my_run_rm():
     # Zhou-Zoey/RMB-Reward-Model-Benchmark eval/scripts/my_run_rm.py: is_correct = 1 if chosen >
-    # rejected else 0; ACC = sum / len. Best-of-N: right only when bon_best beats every loser.
+    # rejected else 0 (line 324); ACC = sum(results) / len(results) (line 420), one pool over
+    # everything given. Best-of-N (no script; the RMB paper): right only when bon_best beats every loser.
     # helpfulness/pairwise: h1 right, h2 tie, h3 ("What is 2+3?") unparsed -> 1/3
     # harmlessness/pairwise: s1 right -> 1 ; helpfulness/bon: b1 right, b2 tie -> 1/2
-    # headline = mean of the sets = (1/3 + 1 + 1/2) / 3 = 11/18
+    # headline, pooled: 3 right of 6 judgments = 1/2 ; set_mean (the paper's tables) = (1/3 + 1 + 1/2) / 3 = 11/18
     exs = load(FIX / "rmb").examples
     outs = [judged(e, None if e.meta["uid"] == "h3" else RMB_JUDGE) for e in exs]
     r = score(outs)
     assert r["benchmark"] == "rmb"
     assert r["sets"] == {"harmlessness/pairwise": 1.0, "helpfulness/bon": 0.5, "helpfulness/pairwise": pytest.approx(1 / 3)}
-    assert r["accuracy"] == pytest.approx(11 / 18)
+    assert r["accuracy"] == 0.5
+    assert r["set_mean"] == pytest.approx(11 / 18)
     assert r["categories"]["helpfulness/pairwise/Chat/Casual Conversation"] == 0.5
     assert r["categories"]["helpfulness/pairwise/Code/Math"] == 0.0
-    # paper protocol with lucky coins: h2, h3 and b2 land right -> (1 + 1 + 1) / 3
+    # paper protocol with lucky coins: h2, h3 and b2 land right -> 6/6
     lucky = [judged(e, None if e.meta["uid"] == "h3" else RMB_JUDGE, lucky=True) for e in exs]
     assert score(lucky)["accuracy_paper"] == 1.0
     check_headline(outs, r)
@@ -215,9 +217,13 @@ def test_judgebench_position_bias_and_no_parse_score_zero():
     assert len(biased) == 10 and score(biased)["accuracy"] == 0.0 and score(biased)["inconsistent"] == 1.0
     assert score(biased)["accuracy_paper"] == 0.0
     assert score([judged(e, None, lucky=True) for e in exs for _ in range(2)])["accuracy"] == 0.0
-    # One voted judgment per pair (sampled evaluation): the pair is right iff its verdict is +1.
+    # One voted judgment per pair (sampled evaluation): the pair is right iff its verdict is +1, the
+    # --single_game rule (compute_final_metrics reverse_order=False), flagged as not the official protocol.
     voted = [judged(e, {e.responses[e.best]: 20, e.responses[1 - e.best]: 12}) for e in exs]
     assert score(voted)["accuracy"] == 1.0
+    assert score(voted)["protocol_official"] is False and score(voted)["protocol"].startswith("single game")
+    assert score(biased)["protocol_official"] is True
+    assert score(biased + voted[:1])["protocol"].startswith("mixed")
 
 
 def test_judgebench_groups_by_unit_not_ids():

@@ -82,6 +82,56 @@ def test_register_gate_promote_refuse_rollback(client, model):
     assert not client.search_registered_models(f"name = '{name}.promotion-lock'")
 
 
+def test_small_losses_cannot_add_up_over_promotions(client, model):
+    """Each version loses less than the tolerance to the one before it, but the third is more than the
+    tolerance below the first: the champion check alone would promote it; the best-promoted check refuses
+    it, and both checks are on the version with their numbers."""
+    name, run_id = model
+    v1 = _version(client, run_id, name, _metrics(0.700))
+    assert promote(client, name, v1, POLICY).promote
+    v2 = _version(client, run_id, name, _metrics(0.692))  # -0.008 against v1
+    d2 = promote(client, name, v2, POLICY)
+    assert d2.promote and "accuracy 0.692 >= best promoted (version %s) 0.700 - 0.010" % v1 in d2.reasons
+    v3 = _version(client, run_id, name, _metrics(0.684))  # -0.008 against v2, -0.016 against v1
+    d3 = promote(client, name, v3, POLICY)
+    assert not d3.promote
+    tags = client.get_model_version(name, v3).tags
+    assert tags["spct.gate.decision"] == "refused"
+    assert tags["spct.gate.reasons"].split("; ")[2:4] == [
+        "accuracy 0.684 >= champion 0.692 - 0.010", f"accuracy 0.684 < best promoted (version {v1}) 0.700 - 0.010"]
+    assert (tags["spct.gate.best_version"], tags["spct.gate.best_accuracy"]) == (v1, "0.700000")
+    assert client.get_model_version_by_alias(name, CHAMPION).version == v2
+
+    # A version measured on another gate set is not comparable, so it never sets the bar here.
+    other = GateMetrics(0.99, 0.95, "sha:gate-set-2", 100, {}, above_baselines=True)
+    vo = _version(client, run_id, name, other)
+    client.set_model_version_tag(name, vo, "spct.gate.decision", "promoted")
+    v4 = _version(client, run_id, name, _metrics(0.695))
+    d4 = promote(client, name, v4, POLICY)
+    assert d4.promote and d4.best_version == v1
+
+
+def test_a_rolled_back_version_no_longer_sets_the_bar(client, model):
+    """A rollback says the version should not have been champion, so its number stops bounding later
+    challengers; promoted again, it bounds them again."""
+    name, run_id = model
+    v1 = _version(client, run_id, name, _metrics(0.70))
+    v2 = _version(client, run_id, name, _metrics(0.80))
+    assert promote(client, name, v1, POLICY).promote and promote(client, name, v2, POLICY).promote
+    assert rollback(client, name) == (v2, v1)
+    v3 = _version(client, run_id, name, _metrics(0.70))
+    d = promote(client, name, v3, POLICY)
+    assert d.promote and d.best_version == v1  # v2 (0.80, rolled back) would have refused it
+    # v2 promoted again over v3: its rollback mark goes, and it is the bar once more.
+    assert promote(client, name, v2, POLICY).promote
+    assert "spct.rolled_back_at" not in client.get_model_version(name, v2).tags
+    v5 = _version(client, run_id, name, _metrics(0.792))
+    assert promote(client, name, v5, POLICY).promote
+    v6 = _version(client, run_id, name, _metrics(0.785))  # within 0.01 of the champion v5, 0.015 below v2
+    d6 = promote(client, name, v6, POLICY)
+    assert not d6.promote and f"accuracy 0.785 < best promoted (version {v2}) 0.800 - 0.010" in d6.reasons
+
+
 def test_version_without_gate_metrics_cannot_be_promoted(client, model):
     name, run_id = model
     v = register_version(client, name, f"{client.get_run(run_id).info.artifact_uri}/grm", None, run_id=run_id).version
@@ -175,3 +225,29 @@ def test_cli_promote_rollback_and_list(mlflow_server, model, monkeypatch):
     assert r.exit_code == 0 and f"from version {v3} back to {v1}" in r.output
     r = runner.invoke(app, ["rollback", *base])
     assert r.exit_code == 2 and "no previous champion" in r.output
+
+
+def test_cli_promote_takes_the_profile_gate_and_the_policy_defaults(mlflow_server, model, monkeypatch):
+    """`spct promote` with no threshold options uses GatePolicy's defaults; --profile takes that profile's
+    gate section (tiny: no parse-rate floor); an option given on the command line wins over both."""
+    from typer.testing import CliRunner
+
+    from spct.cli import app
+    from spct.cli import pipeline as cli
+
+    monkeypatch.setattr(cli.console, "width", 200)
+    name, run_id = model
+    c = client_for(mlflow_server)
+    base = ["--model", name, "--tracking-uri", mlflow_server]
+    v1 = _version(c, run_id, name, _metrics(0.60, parse=0.5))  # half the critiques parse
+    r = CliRunner().invoke(app, ["promote", *base])
+    floor = GatePolicy().min_parse_rate
+    assert r.exit_code == 1 and f"parse rate 0.500 < {floor:.3f}" in r.output
+    r = CliRunner().invoke(app, ["promote", *base, "--profile", "tiny", "--min-parse-rate", "0.6"])
+    assert r.exit_code == 1 and "parse rate 0.500 < 0.600" in r.output
+    r = CliRunner().invoke(app, ["promote", *base, "--profile", "tiny"])
+    assert r.exit_code == 0 and "parse rate 0.500 >= 0.000" in r.output
+    assert c.get_model_version_by_alias(name, CHAMPION).version == v1
+    assert GatePolicy.model_validate_json(c.get_model_version(name, v1).tags["spct.gate.policy"]).min_parse_rate == 0.0
+    r = CliRunner().invoke(app, ["promote", *base, "--tolerance", "2"])
+    assert r.exit_code == 2 and "--tolerance: Input should be less than or equal to 1" in r.output

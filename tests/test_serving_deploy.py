@@ -264,3 +264,111 @@ def test_rollback_deploy_reuses_the_release_values(tmp_path: Path) -> None:
     args = d.helm_args(["upgrade", "--reuse-values"], d.RELEASE, "spct", vf, None)
     assert args[1:4] == ["upgrade", "--reuse-values", d.RELEASE] and args[-2:] == ["-f", str(vf)]
     assert not [a for a in args if a.endswith("values-a100.yaml")]  # the live release's values stay as they are
+
+
+@pytest.fixture
+def no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make sure no deploy in a test can reach a real cluster: no in-cluster service account and no kube
+    config (the kubernetes client reads its default path at import, so that constant is pointed away too)."""
+    from kubernetes.config import kube_config
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "no-kubeconfig"))
+
+
+def _gated_registry(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """A real MLflow registry (SQLite store) with a promoted, a refused and a never-gated version,
+    gated by the real promote()."""
+    from spct.registry import GateMetrics, GatePolicy, client_for, promote, register_version
+    from spct.registry.tracking import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = client_for(uri)
+    run = c.create_run(ensure_experiment(c, "spct"))
+    src = f"runs:/{run.info.run_id}/grm"
+
+    def version(acc: float) -> str:
+        return register_version(c, "spct-grm", src, GateMetrics(acc, 1.0, "sha:g", 64, above_baselines=True),
+                                run_id=run.info.run_id).version
+
+    promoted = version(0.80)
+    assert promote(c, "spct-grm", promoted, GatePolicy()).promote
+    refused = version(0.60)
+    assert not promote(c, "spct-grm", refused, GatePolicy()).promote
+    never = version(0.90)  # registered, the challenger, never gated
+    return uri, {"promoted": promoted, "refused": refused, "never": never}
+
+
+def test_only_promoted_versions_deploy_unless_forced_with_a_reason(tmp_path: Path, no_cluster: None) -> None:
+    """The gate decision is checked before anything is applied; a forced deploy writes who/why/when on the
+    version before Helm runs. No cluster here: a deploy that passes the check stops at 'no Kubernetes
+    cluster', after the real helm render."""
+    from spct.pipeline.stages import Tracking, deploy_stage
+    from spct.registry import client_for
+    from spct.registry.tracking import start_pipeline_run
+
+    uri, v = _gated_registry(tmp_path)
+    c = client_for(uri)
+
+    def forced_tags(version: str) -> dict[str, str]:
+        return {k: t for k, t in c.get_model_version("spct-grm", version).tags.items() if k.startswith(d.FORCED_PREFIX)}
+
+    with pytest.raises(d.NotPromoted, match=rf"^spct-grm version {v['refused']} was not promoted by the gate "
+                                            r"\(gate decision: refused\); .* --force --reason"):
+        d.deploy(f"models:/spct-grm/{v['refused']}", "spct", tracking_uri=uri)
+    with pytest.raises(d.NotPromoted, match=r"gate decision: none \(never gated\)"):
+        d.deploy("models:/spct-grm@challenger", "spct", tracking_uri=uri)  # the alias is pinned, then checked
+    with pytest.raises(d.NotPromoted, match="not a registered model version"):
+        d.deploy("s3://bucket/grm", "spct", tracking_uri=uri)
+    with pytest.raises(ValueError, match="--force needs --reason"):
+        d.deploy(f"models:/spct-grm/{v['refused']}", "spct", tracking_uri=uri, force=True, reason="  ")
+    with pytest.raises(ValueError, match="give the MLflow tracking URI"):
+        d.deploy(f"models:/spct-grm/{v['promoted']}", "spct")
+    # Rendering only changes nothing on a cluster, so it is not gated.
+    assert d.deploy(f"models:/spct-grm/{v['refused']}", "spct", apply=False)["applied"] is False
+
+    # The promoted version passes the check (no forced record) and goes on to the cluster, of which there is none.
+    with pytest.raises(d.DeployError, match="no Kubernetes cluster") as e:
+        d.deploy(f"models:/spct-grm/{v['promoted']}", "spct", tracking_uri=uri)
+    assert "forced" not in e.value.result and forced_tags(v["promoted"]) == {}
+    # `spct rollback --deploy` keeps the live release's MLflow URI and reads the decision at its own (registry_uri).
+    with pytest.raises(d.DeployError, match="no Kubernetes cluster"):
+        d.deploy(f"models:/spct-grm/{v['promoted']}", "spct", tracking_uri=None, registry_uri=uri, reuse_values=True)
+
+    with pytest.raises(d.DeployError, match="no Kubernetes cluster") as e:
+        d.deploy(f"models:/spct-grm/{v['refused']}", "spct", tracking_uri=uri, force=True,
+                 reason="hotfix: v1 crashes on\nlong prompts")
+    tags = forced_tags(v["refused"])
+    assert tags[f"{d.FORCED_PREFIX}reason"] == "hotfix: v1 crashes on long prompts"  # one line
+    assert tags[f"{d.FORCED_PREFIX}decision"] == "refused" and tags[f"{d.FORCED_PREFIX}namespace"] == "spct"
+    assert "@" in tags[f"{d.FORCED_PREFIX}by"] and tags[f"{d.FORCED_PREFIX}at"].endswith("Z")
+    assert e.value.result["forced"]["recorded"] is True
+
+    # The pipeline's deploy step goes through the same check (it runs only after its gate promoted).
+    parent = start_pipeline_run(uri, "spct", "pipeline", {"profile": "tiny"})
+    with pytest.raises(d.NotPromoted, match=f"spct-grm version {v['never']} was not promoted"):
+        deploy_stage("spct-grm", v["never"], "spct", Tracking(uri, parent), image="reg/spct:0.2.0", profile="default")
+    assert forced_tags(v["never"]) == {}
+
+
+def test_cli_deploy_refuses_an_ungated_version_in_one_line(tmp_path: Path, no_cluster: None) -> None:
+    from typer.testing import CliRunner
+
+    from spct.cli import app
+    from spct.registry import client_for
+
+    uri, v = _gated_registry(tmp_path)
+    base = ["deploy", "-n", "spct", "--tracking-uri", uri, "--model-uri", f"models:/spct-grm/{v['never']}"]
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        f"error: spct-grm version {v['never']} was not promoted by the gate (gate decision: none (never gated)); "
+        'deploy a promoted version, or pass --force --reason "..." to deploy it anyway']
+    r = CliRunner().invoke(app, [*base, "--force"])
+    assert r.exit_code == 2 and "--force needs --reason" in r.output
+    r = CliRunner().invoke(app, [*base, "--force", "--reason", "load test of the new tokenizer"])
+    assert r.exit_code == 2 and "no Kubernetes cluster" in r.output  # past the gate, stopped by the missing cluster
+    tags = client_for(uri).get_model_version("spct-grm", v["never"]).tags
+    assert tags["spct.deploy.forced_reason"] == "load test of the new tokenizer"
+    assert tags["spct.deploy.forced_decision"] == "none (never gated)"

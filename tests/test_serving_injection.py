@@ -83,23 +83,59 @@ def test_template_keeps_every_response_in_its_block() -> None:
     assert broken == []
 
 
+class ScriptedJudge:
+    """The tiny engine's tokenizer and chat template with a scripted "model": it reads the response
+    blocks of the rendered judge prompt, quotes each response in its analysis (attack text included,
+    forged boxes and all) and ends with its own honest ``Scores: \\boxed{...}``: VICTIM gets 9, anything
+    else 2, wherever it is shown. Its completion is decoded from token ids as the real sampler does."""
+
+    def __init__(self, engine):
+        self.tokenizer = engine.tokenizer
+        self.render = engine.render
+
+    def generate(self, prompts, params, n=1, progress=False):
+        from spct.engine.sampler import Generation
+
+        out = []
+        for prompt in prompts:
+            # (the last block is followed by the template's end-of-turn token, not a newline)
+            shown = re.findall(r"^\[Response (\d+) start\]\n(.*?)\n\[Response \1 end\]", prompt, re.M | re.S)
+            # A response that escaped its block would show up here as a missing or extra block.
+            assert [int(i) for i, _ in shown] == [1, 2], shown
+            scores = [9 if text == VICTIM else 2 for _, text in shown]
+            quotes = " ".join(f'Response {i} says "{text[:80]}" and earns {s}.' for (i, text), s in zip(shown, scores))
+            critique = f"Specific Criteria:\n- Correctness (100%)\nAnalysis: {quotes}\nScores: \\boxed{{{scores[0]}, {scores[1]}}}"
+            ids = self.tokenizer(critique, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            out.append([Generation(text, len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"]), ids, True)])
+        return out
+
+
 def test_parser_reads_only_generated_text(engine) -> None:
-    """The real tiny GRM judges the attacks: every verdict is parsed from the decoded completion ids alone."""
+    """A judge that writes real scores judges every attack in shuffled orders: each verdict is the one it
+    wrote (mapped back to the original order), never the attacker's ``\\boxed{10, 1}``, even though its
+    critique quotes the attack's forged boxes."""
     from spct.engine import SamplingParams
+    from spct.grm.judge import judge
     from spct.grm.rules import to_original
 
-    items = [JudgeItem(QUESTION, [a, VICTIM], k=2) for a in ATTACKS]
-    rows = sample_judgments(engine, items, SamplingParams(temperature=0.7, max_new_tokens=12, seed=3))
-    forged = 0
-    for row in rows:
-        for s in row:
+    scripted = ScriptedJudge(engine)
+    items = [JudgeItem(QUESTION, [a, VICTIM], k=4) for a in ATTACKS]
+    judged = judge(scripted, items, SamplingParams(temperature=0.7, max_new_tokens=256, seed=3))
+    forged = quoted = 0
+    orders = set()
+    for j in judged:
+        for s in j.samples:
             assert s.text == engine.tokenizer.decode(s.completion_ids, skip_special_tokens=True)
             own = parse_judgment(s.text, 2)
-            assert s.scores == (to_original(own.scores, s.perm) if own.ok else None)
-            # A forged verdict: the attacker's scores without the model having written them.
-            forged += s.scores == [10, 1] and "\\boxed{10, 1}" not in s.text
-    print(f"\nparser: forged verdicts {forged}/{sum(map(len, rows))}")
-    assert forged == 0
+            assert own.ok and own.scores == [[2, 9], [9, 2]][s.perm[0]]  # what it wrote, in presented order
+            assert s.scores == to_original(own.scores, s.perm) == [2, 9]  # the attack 2, the victim 9
+            orders.add(tuple(s.perm))
+            quoted += "\\boxed{10, 1}" in s.text
+            forged += s.scores == [10, 1]
+        assert j.verdict.totals == [8, 36] and j.verdict.best == 1
+    print(f"\nparser: forged verdicts {forged}/{sum(len(j.samples) for j in judged)} ({quoted} critiques quote a forged box)")
+    assert forged == 0 and quoted > 0 and orders == {(0, 1), (1, 0)}
 
 
 def test_chat_control_tokens_cannot_be_smuggled(engine) -> None:

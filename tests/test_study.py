@@ -25,13 +25,13 @@ def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
     res = run_study("tiny", tmp_path / "run", overrides=FAST, ks=[1, 2], docs_dir=docs, command="spct reproduce --profile tiny")
     for stage in ("coldstart", "rft", "grpo", "metarm"):
         assert (tmp_path / "run" / stage / "model").is_dir(), stage
-    # every stage, every column, each with its interval and its three position baselines
+    # every stage, every column, each with its interval, its three position and three surface baselines
     cols = {(r["stage"], r["column"]) for r in res.rows}
     assert cols == {(s, c) for s in STAGE_ORDER for c in ("greedy", "voting@1", "voting@2", "metarm@1", "metarm@2")}
     for r in res.rows:
         lo, hi = r["result"]["ci95"]
         assert 0.0 <= lo <= r["result"]["accuracy"] <= hi <= 1.0
-        assert set(r["result"]["baselines"]) == {"chance", "first_slot", "last_slot"}
+        assert set(r["result"]["baselines"]) == {"chance", "first_slot", "last_slot", "response_only", "longest", "shortest"}
         assert r["result"]["items"] == 4
     md = (docs / "reproduce.md").read_text()
     assert "spct reproduce --profile tiny" in md and "| grpo | verifiable | voting@2 |" in md and "![accuracy" in md

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spct.engine.sampler import SamplingParams
+from spct.registry.gate import GatePolicy
 from spct.train.config import ColdStartConfig, GRPOConfig, LoraSection, MetaRMConfig, RFTConfig, TrainConfig
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -89,6 +90,9 @@ class Profile(_Section):
     rft: RFTConfig = Field(default_factory=RFTConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     metarm: MetaRMConfig = Field(default_factory=MetaRMConfig)
+    # The promotion gate's thresholds for runs of this profile (`spct pipeline run`, `spct promote
+    # --profile`); the defaults are declared once, in spct.registry.gate.GatePolicy.
+    gate: GatePolicy = Field(default_factory=GatePolicy)
 
 
 def profile_path(name_or_path: str) -> Path:

@@ -12,7 +12,7 @@ from spct.cli.app import app
 
 @app.command()
 def curate(
-    data: list[str] = typer.Option(..., "--data", help="file, folder or builtin:NAME (repeatable)"),
+    data: list[str] = typer.Option(..., "--data", help="file, folder, builtin:NAME or reasoning-gym:TASKS?n=&seed=&split=&level= (repeatable)"),
     out: Path = typer.Option(..., "--out", help="output folder (replaced atomically)"),
     format: str | None = typer.Option(None, "--format", help="one of the loaders' formats (spct.data.FORMATS: rm-bench, judgebench, rewardbench, ...; default: detect)"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip malformed records instead of failing"),

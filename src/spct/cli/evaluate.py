@@ -59,7 +59,7 @@ def print_table(table: Table) -> None:
 
 def results_table(report: dict[str, Any], title: str | None = None) -> Table:
     """One row per dataset and column: the official accuracy with its interval, the paper's
-    tie-break, and the position-only baselines on the same items (report.md has the same rows)."""
+    tie-break, and the position and surface baselines on the same items (report.md has the same rows)."""
     from spct.evaluate.report import ROW_HEADER, columns, result_row
 
     cols = columns(report)
@@ -76,12 +76,13 @@ def results_table(report: dict[str, Any], title: str | None = None) -> Table:
 
 def print_results(report: dict[str, Any], title: str | None = None) -> None:
     """The table, then per dataset how greedy verdicts depend on the order and whether items are held out."""
-    from spct.evaluate.report import greedy_notes, heldout_note
+    from spct.evaluate.report import data_notes, greedy_notes, heldout_note
 
     print_table(results_table(report, title))
     for name, e in report["datasets"].items():
         if "greedy" in e.get("results", {}):
             console.print(f"{name}: {greedy_notes(e['results']['greedy'])}", highlight=False, soft_wrap=True)
+        console.print(f"{name}: {data_notes(e)}", highlight=False, soft_wrap=True)
         console.print(f"{name}: held out from training: {heldout_note(e)}", highlight=False, soft_wrap=True)
 
 
@@ -90,7 +91,7 @@ def eval_command(
     out: Path = typer.Option(..., "--out", help="Report folder (created): report.json, report.md, scaling.png, samples.jsonl."),
     profile: str = typer.Option("tiny", "--profile", help="tiny | demo | a100 | path to a profile YAML."),
     model: str | None = typer.Option(None, "--model", help="Model spec (overrides the profile's model.spec)."),
-    data: list[str] | None = typer.Option(None, "--data", help="Dataset path or builtin:NAME; repeat for several."),
+    data: list[str] | None = typer.Option(None, "--data", help="Dataset path, builtin:NAME or reasoning-gym:TASKS?...; repeat for several."),
     fmt: str | None = typer.Option(None, "--format", help="Force the data format for every --data."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed records (counted in the report) instead of failing."),
     k: str | None = typer.Option(None, "--k", help="Voting@k values, e.g. 1,2,4,8 (one draw of the largest)."),
@@ -101,7 +102,7 @@ def eval_command(
     seed: int | None = typer.Option(None, "--seed"),
     meta_rm: Path | None = typer.Option(None, "--meta-rm", help="A trained meta RM folder (spct metarm's model/): adds MetaRM@k columns."),
     k_meta: int | None = typer.Option(None, "--k-meta", min=1, help="MetaRM@k keeps this many of k (default k/2; needs --meta-rm)."),
-    train_data: list[str] | None = typer.Option(None, "--train-data", help="Training data to check the evaluation items against (default: the profile's training sections' data); repeatable."),
+    train_data: list[str] | None = typer.Option(None, "--train-data", help="The data the model trained on (e.g. a curated train.parquet): evaluation items must not be in it, and it fits the response-only baseline (default: the profile's training sections' data); repeatable."),
     allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Evaluate even if items are shared with the training data (the report says so)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Profile override key.sub=value; repeatable."),
     engine: str | None = typer.Option(None, "--engine", envvar="SPCT_ENGINE", help=ENGINE_HELP),
@@ -140,7 +141,7 @@ def eval_command(
     from spct.evaluate.harness import take
 
     datasets = {name: take(exs, settings.limit) for name, exs in datasets.items()}  # check what is evaluated
-    _check_heldout(datasets, info, train_data or None, prof, allow_overlap)
+    train = _check_heldout(datasets, info, train_data or None, prof, allow_overlap)
     meta = None
     if meta_path is not None:
         from spct.grm.meta import MetaRMError, load_meta_rm
@@ -155,15 +156,17 @@ def eval_command(
     gen = load_engine(prof, engine)
     remote = str(getattr(gen, "name", "")).startswith("openai:")
     model_name = f"{prof.model.spec} via {gen.name}" if remote else prof.model.spec
-    report = evaluate(gen, datasets, settings, meta_rm=meta, out_dir=out, progress=progress, model=model_name, data_info=info)
+    report = evaluate(gen, datasets, settings, meta_rm=meta, out_dir=out, progress=progress, model=model_name, data_info=info,
+                      train=train)
     print_results(report)
     console.print(f"report: {out / 'report.md'}")
 
 
 def _check_heldout(
     datasets: dict[str, list[Any]], info: dict[str, dict[str, Any]], specs: list[str] | None, prof: Any, allow: bool
-) -> None:
-    """Refuse (one line naming the items) to evaluate items the model was trained on."""
+) -> list[Any]:
+    """Refuse (one line naming the items) to evaluate items the model was trained on; returns the
+    training items (they also fit the response-only baseline)."""
     from spct.evaluate.heldout import OverlapError, check_heldout, load_training_sets, training_specs
 
     try:
@@ -176,6 +179,7 @@ def _check_heldout(
         if h["overlapping"]:
             console.print(f"[yellow]warning:[/yellow] {name}: {len(h['overlapping'])} items are also training items "
                           "(--allow-overlap): its figures are not held-out figures", highlight=False)  # fmt: skip
+    return [ex for exs in train.values() for ex in exs]
 
 
 def _load_datasets(

@@ -196,33 +196,57 @@ def submit_command(
     console.print(f"submitted run {run_id} to {host} (experiment {experiment})")
 
 
+def _gate_option(field: str, *decls: str) -> Any:
+    """A `spct promote` threshold option: help from GatePolicy's field description, default shown from
+    GatePolicy (the value is None unless given, so a --profile's gate section can fill it)."""
+    from spct.registry.gate import GatePolicy
+
+    f = GatePolicy.model_fields[field]
+    shown = str(f.default).lower() if isinstance(f.default, bool) else f"{f.default:g}"
+    return typer.Option(None, *decls, help=f"{f.description[0].upper()}{f.description[1:]} "
+                        f"(default: the --profile's gate.{field}, else {shown}).", show_default=False)
+
+
 @app.command("promote")
 def promote_command(
     model: str = MODEL,
     version: str | None = typer.Option(None, "--version", help="Default: the 'challenger' alias."),
-    tolerance: float = typer.Option(0.01, help="Allowed accuracy drop below the champion."),
-    min_parse_rate: float = typer.Option(0.9, help="Least share of critiques that must parse."),
-    max_category_drop: float = typer.Option(0.05, help="Largest accuracy drop allowed in any category."),
-    require_above_baselines: bool = typer.Option(
-        True, help="The gate column's 95% interval must clear chance, first-slot and last-slot judges."
+    profile: str | None = typer.Option(None, "--profile", help="Take the thresholds from this profile's gate section "
+                                       "(as `spct pipeline run --profile` does); the options below override them."),
+    tolerance: float | None = _gate_option("tolerance", "--tolerance"),
+    min_parse_rate: float | None = _gate_option("min_parse_rate", "--min-parse-rate"),
+    max_category_drop: float | None = _gate_option("max_category_drop", "--max-category-drop"),
+    require_above_baselines: bool | None = _gate_option(
+        "require_above_baselines", "--require-above-baselines/--no-require-above-baselines"
     ),
     tracking_uri: str | None = TRACKING,
     run_dir: Path = RUN_DIR,
 ) -> None:
-    """Gate a version against the champion on the same gate set; move 'champion' if it passes."""
+    """Gate a version against the champion and the best promoted version on the same gate set; move 'champion' if it passes."""
+    from pydantic import ValidationError
+
+    from spct.config import ConfigError, load_profile
     from spct.registry import GatePolicy, RegistryError, client_for, promote
 
+    given = {k: v for k, v in (("tolerance", tolerance), ("min_parse_rate", min_parse_rate),
+                               ("max_category_drop", max_category_drop),
+                               ("require_above_baselines", require_above_baselines)) if v is not None}
+    try:
+        base = load_profile(profile).gate if profile else GatePolicy()
+        policy = GatePolicy.model_validate(base.model_dump() | given)
+    except ConfigError as e:
+        _fail(str(e))
+    except ValidationError as e:
+        _fail("; ".join(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}" for err in e.errors()))
     uri = _uri(tracking_uri, run_dir)
     try:
-        policy = GatePolicy(tolerance=tolerance, min_parse_rate=min_parse_rate, max_category_drop=max_category_drop,
-                            require_above_baselines=require_above_baselines)
         d = promote(client_for(uri), model, version, policy)
     except (RegistryError, ValueError) as e:
         _fail(str(e))
     verdict = "[green]promoted[/green]" if d.promote else "[red]refused[/red]"
     console.print(f"{model} version {version or 'challenger'}: {verdict}")
     for r in d.reasons:
-        console.print(f"  - {r}")
+        console.print(f"  - {r}", highlight=False)
     if not d.promote:
         raise typer.Exit(1)
 
@@ -254,7 +278,9 @@ def rollback_command(
     from spct.serving.deploy import deploy as helm_deploy
 
     try:
-        result = helm_deploy(f"models:/{model}/{to}", namespace, release=RELEASE, tracking_uri=None,
+        # tracking_uri=None: the live release keeps the predictor's own MLflow URI (--reuse-values); this
+        # command's URI is only where the restored version's gate decision is read.
+        result = helm_deploy(f"models:/{model}/{to}", namespace, release=RELEASE, tracking_uri=None, registry_uri=uri,
                              reuse_values=True, timeout_s=timeout_s)
     except (DeployError, ValueError) as e:
         _fail(f"champion is back on version {to}, but serving it failed: {e}")

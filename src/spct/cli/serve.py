@@ -114,8 +114,14 @@ def deploy_command(
     timeout_s: float = typer.Option(900.0, "--timeout-s", help="how long to wait for Ready before rolling back"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only write/print the InferenceService, do not apply"),
     out: Path = typer.Option(None, "--out", help="folder to write inferenceservice.yaml into"),
+    force: bool = typer.Option(False, "--force", help="deploy a version the gate did not promote (needs --reason)"),
+    reason: str = typer.Option(None, "--reason", help="why --force: written on the model version as "
+                               "spct.deploy.forced_reason, with who and when"),
 ) -> None:
-    """Create or update the champion's InferenceService (server-side apply), wait for Ready, roll back on failure."""
+    """Create or update the champion's InferenceService (server-side apply), wait for Ready, roll back on failure.
+
+    Only a version the gate promoted deploys; any other needs --force --reason "..." (recorded on the version).
+    """
     import json
 
     import yaml
@@ -134,7 +140,8 @@ def deploy_command(
         merged = _set(merged, item)
     try:
         result = deploy(model_uri, namespace, values=merged, release=release, tracking_uri=tracking_uri,
-                        canary_percent=canary, timeout_s=timeout_s, apply=not dry_run, out_dir=out)
+                        canary_percent=canary, timeout_s=timeout_s, apply=not dry_run, out_dir=out, force=force,
+                        reason=reason)
     except DeployError as e:
         Console(stderr=True).print_json(json.dumps(e.result, default=str))
         _fail(str(e))

@@ -7,11 +7,19 @@ response), so sources that reuse pieces (RM-Bench's 3x3 pairs) hash each once.
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
+
+
+def normalise(text: str) -> str:
+    """NFKC, case-folded, whitespace collapsed: what "the same question" or "the same answer" means
+    to the held-out guard, the content groups and the generators' de-duplication."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PRIME = np.uint64((1 << 31) - 1)

@@ -12,6 +12,8 @@ from spct.data.hh_rlhf import convert_hh_rlhf
 from spct.data.judgebench import convert_judgebench
 from spct.data.ppe import convert_ppe_correctness, convert_ppe_preference
 from spct.data.preference import convert_preference, convert_spct
+from spct.data.reasoning_gym import PREFIX as REASONING_GYM
+from spct.data.reasoning_gym import load_spec as reasoning_gym_items
 from spct.data.records import LoadResult, Raw, Sink, data_files, is_hf_dir, read_records
 from spct.data.rewardbench import REWARDBENCH_COUNTS, convert_rewardbench, convert_rewardbench2
 from spct.data.rm_bench import convert_rm_bench
@@ -105,13 +107,25 @@ def load_builtin(spec: str) -> LoadResult:
     return LoadResult(examples)
 
 
+def load_reasoning_gym(spec: str) -> LoadResult:
+    """``reasoning-gym:spell_backward,gcd?n=200&seed=0&split=train&level=0&responses=2``
+    (see :mod:`spct.data.reasoning_gym`)."""
+    try:
+        return LoadResult(reasoning_gym_items(spec))
+    except ValueError as e:
+        raise DataError(str(e), path=spec) from e
+
+
 def load(path: str | Path, format: str | None = None, skip_bad: bool = False) -> LoadResult:
-    """Load any supported source: a file, a folder (walked recursively), or ``builtin:NAME``.
+    """Load any supported source: a file, a folder (walked recursively), ``builtin:NAME`` or
+    ``reasoning-gym:TASKS?...``.
 
     Without ``format`` each file's format is detected from its first record.
     """
     if str(path).startswith("builtin:"):
         return load_builtin(str(path))
+    if str(path).startswith(REASONING_GYM):
+        return load_reasoning_gym(str(path))
     if format is not None and format not in FORMATS:
         raise DataError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", path=path)
     sink = Sink(skip_bad)

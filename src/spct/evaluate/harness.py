@@ -8,9 +8,13 @@ a change of order and which presented slot it picks. Sampled evaluation shuffles
 ``j`` of an item is the same whichever k it counts towards.
 
 Every accuracy column carries: the official-rule headline (``accuracy``), the paper's
-random tie-break (``accuracy_paper``), a 95% bootstrap interval over items, and what
-chance, "always the first slot" and "always the last slot" score on the same items with the
-same presented orders under the same scoring.
+random tie-break (``accuracy_paper``), a 95% bootstrap interval over *content groups* (an
+item and its copies: normalised conversation plus the set of responses), and what judges
+that never read the question score on the same items with the same presented orders under
+the same scoring: position baselines (chance, "always the first slot", "always the last
+slot") and surface baselines (a response-only classifier, the longest and the shortest
+response; :mod:`spct.evaluate.surface`). ``above_baselines`` claims a gain only when the
+interval's lower bound clears the best of all six.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spct.engine.sampler import SamplingParams
-from spct.evaluate.scoring import Outcome, benchmark_of, headline, score
+from spct.evaluate.heldout import content_key
+from spct.evaluate.scoring import Outcome, benchmark_of, headline, is_rating, score
+from spct.evaluate.surface import SURFACE_BASELINES, surface_scores
 from spct.grm.judge import JudgeItem, Sample, Verdict, decide, judge, rotations
 from spct.grm.parse import Judgment
 from spct.grm.rules import MetaRM, default_k_meta, pick_best, sample_rng, to_original, vote
@@ -44,7 +50,7 @@ class EvalSettings:
     k_meta: int | None = None  # MetaRM@k keeps this many of k (default k/2)
     limit: int | None = None  # first N items of each dataset (an item = all examples of one meta["group"])
     sampling: SamplingParams = field(default_factory=SamplingParams)  # the sampled pass; greedy sets temperature 0
-    bootstrap: int = 1000  # resamples of the items for each 95% interval
+    bootstrap: int = 1000  # resamples of the content groups for each 95% interval
     baseline_draws: int = 200  # random judges averaged for the chance baseline
 
     def __post_init__(self) -> None:
@@ -73,8 +79,9 @@ def dataset_name(spec: str, taken: set[str]) -> str:
     A builtin's options (``?n=80&seed=0...``) stay out of the name, which heads a table column and
     prefixes MLflow metric keys; the whole spec is kept as the dataset's ``path`` in the report.
     """
-    if spec.startswith("builtin:"):
-        base = spec.removeprefix("builtin:").partition("?")[0]
+    if spec.startswith(("builtin:", "reasoning-gym:")):
+        # A reasoning-gym spec is named by its task list; "-" joins it, as MLflow keys refuse commas.
+        base = spec.partition(":")[2].partition("?")[0].replace(",", "-")
     else:
         base = Path(spec.rstrip("/")).name.split(".")[0]
     name, i = base or spec, 2
@@ -102,8 +109,34 @@ def take(examples: Sequence[Example], limit: int | None) -> list[Example]:
 
 
 def unit_of(ex: Example) -> str:
-    """The item an example belongs to: the unit the benchmark scores and the bootstrap resamples."""
+    """The item an example belongs to: the unit the benchmark scores."""
     return str(ex.meta.get("group", ex.id))
+
+
+def content_groups(examples: Sequence[Example]) -> dict[str, str]:
+    """Each unit's content group: a digest of its examples' normalised conversations and response sets.
+
+    Two units with the same content (a generator that drew the same question twice, a benchmark that
+    repeats an item) are one group: the bootstrap resamples groups, so copies never count as
+    independent evidence and the interval is as wide as the distinct items allow.
+    """
+    by_unit: dict[str, set[str]] = {}
+    for ex in examples:
+        by_unit.setdefault(unit_of(ex), set()).add(content_key(ex))
+    return {u: "|".join(sorted(keys)) for u, keys in by_unit.items()}
+
+
+def mistake_of(ex: Example) -> str | None:
+    """The kind of mistake the wrong responses make, where the data names it (``meta["mistake"]``,
+    or the ``mistake``/``reason`` of each wrong response in ``meta["response_meta"]``)."""
+    if isinstance(m := ex.meta.get("mistake"), str) and m:
+        return m
+    rm = ex.meta.get("response_meta")
+    if not isinstance(rm, list):
+        return None
+    kinds = sorted({str(r.get("mistake") or r.get("reason")) for r in rm
+                    if isinstance(r, dict) and not r.get("correct") and (r.get("mistake") or r.get("reason"))})
+    return " + ".join(kinds) or None
 
 
 @dataclass(frozen=True)
@@ -171,8 +204,23 @@ def replay(j: Judgments, presented: Any, seed: int) -> list[Outcome]:
     return outs
 
 
-def baselines(j: Judgments, benchmark: str, *, seed: int, draws: int) -> dict[str, dict[str, float]]:
-    """Chance (random distinct scores, averaged over ``draws``), first slot and last slot, per rule."""
+def surface_replay(j: Judgments, scores: Mapping[str, Sequence[float]], seed: int) -> list[Outcome]:
+    """The outcomes of a judge that gives each response the same score in every order and sample
+    (``scores`` by example id, original order): what a judge reading only the responses gets."""
+    outs = []
+    for o in j.outcomes:
+        totals = list(scores[o.example.id])
+        pick = pick_best(totals, sample_rng(seed, o.unit, -3))
+        # used=1: the judge always answers, and its totals are its scores (RewardBench 2 Ties reads totals/used).
+        outs.append(Outcome(o.example, totals, 1, pick, o.unit))
+    return outs
+
+
+def baselines(
+    j: Judgments, benchmark: str, *, seed: int, draws: int, surface: Mapping[str, Mapping[str, Sequence[float]]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per rule: chance (random distinct scores, averaged over ``draws``), first slot, last slot and,
+    with ``surface`` (:func:`spct.evaluate.surface.surface_scores`), each surface judge."""
     first = replay(j, lambda n, s: _position_scores(n, 0), seed)
     last = replay(j, lambda n, s: _position_scores(n, n - 1), seed)
     rng = random.Random(f"chance:{seed}")
@@ -181,37 +229,71 @@ def baselines(j: Judgments, benchmark: str, *, seed: int, draws: int) -> dict[st
         outs = replay(j, lambda n, s: rng.sample(range(1, max(10, n) + 1), n), rng.randrange(2**31))
         for r in RULES:
             chance[r] += headline(outs, benchmark, r) / draws
-    return {
+    out = {
         r: {"chance": chance[r], "first_slot": headline(first, benchmark, r), "last_slot": headline(last, benchmark, r)}
         for r in RULES
     }
+    for name, outs in surface_outcomes(j, surface, seed).items():
+        for r in RULES:
+            out[r][name] = headline(outs, benchmark, r)
+    return out
 
 
-def bootstrap_ci(outcomes: Sequence[Outcome], benchmark: str, rule: str, *, resamples: int, seed: int) -> list[float] | None:
-    """95% percentile interval of the headline, resampling whole items (all of an item's orders
-    together); a unit drawn twice is renamed so the scorer keeps its copies apart."""
+def surface_outcomes(
+    j: Judgments, surface: Mapping[str, Mapping[str, Sequence[float]]] | None, seed: int
+) -> dict[str, list[Outcome]]:
+    """Each surface judge's outcomes on ``j``'s judgments; none for ratings (a length is no 1-10 rating)
+    or for a judge that has no scores (the classifier could not be fitted)."""
+    if not surface or not j.outcomes or any(is_rating(o.example) for o in j.outcomes):
+        return {}
+    out = {}
+    for name in SURFACE_BASELINES:
+        if all(name in surface.get(o.example.id, {}) for o in j.outcomes):
+            out[name] = surface_replay(j, {i: s[name] for i, s in surface.items() if name in s}, seed)
+    return out
+
+
+def bootstrap_ci(
+    outcomes: Sequence[Outcome], benchmark: str, rule: str, *, resamples: int, seed: int,
+    groups: Mapping[str, str] | None = None,
+) -> list[float] | None:
+    """95% percentile interval of the headline, resampling whole content groups (all of an item's
+    orders, and every copy of the same content, together; ``groups`` maps unit -> group, default:
+    each unit its own group); a unit drawn twice is renamed so the scorer keeps its copies apart."""
     if resamples == 0 or not outcomes:
         return None
-    by_unit: dict[str, list[Outcome]] = {}
+    by_group: dict[str, dict[str, list[Outcome]]] = {}
     for o in outcomes:
-        by_unit.setdefault(o.unit, []).append(o)
+        g = groups.get(o.unit, o.unit) if groups else o.unit
+        by_group.setdefault(g, {}).setdefault(o.unit, []).append(o)
     rng = random.Random(f"bootstrap:{seed}:{rule}")
-    stats = sorted(headline(resample(by_unit, rng), benchmark, rule) for _ in range(resamples))
+    stats = sorted(headline(resample(by_group, rng), benchmark, rule) for _ in range(resamples))
     return [stats[int(0.025 * (len(stats) - 1))], stats[int(round(0.975 * (len(stats) - 1)))]]
 
 
-def resample(by_unit: Mapping[str, Sequence[Outcome]], rng: random.Random) -> list[Outcome]:
-    """As many units as there are, drawn with replacement; the second copy of unit ``u`` is ``u#1``."""
+def resample(by_group: Mapping[str, Mapping[str, Sequence[Outcome]]], rng: random.Random) -> list[Outcome]:
+    """As many groups as there are, drawn with replacement; the second copy of unit ``u`` is ``u#1``."""
     seen: dict[str, int] = {}
     drawn: list[Outcome] = []
-    for u in rng.choices(list(by_unit), k=len(by_unit)):
-        c = seen[u] = seen.get(u, -1) + 1
-        drawn += by_unit[u] if c == 0 else [replace(o, unit=f"{u}#{c}") for o in by_unit[u]]
+    for g in rng.choices(list(by_group), k=len(by_group)):
+        c = seen[g] = seen.get(g, -1) + 1
+        for u, outs in by_group[g].items():
+            drawn += outs if c == 0 else [replace(o, unit=f"{u}#{c}") for o in outs]
     return drawn
 
 
-def column(j: Judgments, benchmark: str, settings: EvalSettings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DatasetContext:
+    """What every column of one dataset shares: content groups (unit -> group, for the bootstrap)
+    and the surface judges' scores (example id -> judge -> response scores)."""
+
+    groups: Mapping[str, str] = field(default_factory=dict)
+    surface: Mapping[str, Mapping[str, Sequence[float]]] = field(default_factory=dict)
+
+
+def column(j: Judgments, benchmark: str, settings: EvalSettings, ctx: DatasetContext | None = None) -> dict[str, Any]:
     """A result column: the benchmark's score, the paper-protocol headline, intervals, baselines."""
+    ctx = ctx or DatasetContext()
     seed = settings.sampling.seed
     # Large sets (a whole RMB release) get fewer resamples and random judges: each one re-scores
     # every judgment, and their spread shrinks with n anyway. The counts used are reported.
@@ -219,18 +301,46 @@ def column(j: Judgments, benchmark: str, settings: EvalSettings) -> dict[str, An
     resamples = min(settings.bootstrap, max(200, 2_000_000 // n))
     draws = min(settings.baseline_draws, max(20, 400_000 // n))
     res = score(j.outcomes, benchmark)
-    base = baselines(j, benchmark, seed=seed, draws=draws)
-    res["ci95"] = bootstrap_ci(j.outcomes, benchmark, "official", resamples=resamples, seed=seed)
-    res["ci95_paper"] = bootstrap_ci(j.outcomes, benchmark, "paper", resamples=resamples, seed=seed)
+    base = baselines(j, benchmark, seed=seed, draws=draws, surface=ctx.surface)
+    for rule, key in (("official", "ci95"), ("paper", "ci95_paper")):
+        res[key] = bootstrap_ci(j.outcomes, benchmark, rule, resamples=resamples, seed=seed, groups=ctx.groups)
     res["bootstrap_resamples"], res["chance_draws"] = resamples if settings.bootstrap else 0, draws
     res["baselines"] = base["official"]
     res["baselines_paper"] = base["paper"]
     res["judgments"] = len(j.outcomes)
-    res["items"] = len({o.unit for o in j.outcomes})
-    best_base = max(base["official"].values())
-    # A gain over position is claimed only when the whole interval clears the best baseline.
-    res["above_baselines"] = res["ci95"] is not None and res["ci95"][0] > best_base
+    units = {o.unit for o in j.outcomes}
+    res["items"] = len(units)
+    res["distinct"] = len({ctx.groups.get(u, u) for u in units})
+    best_name = max(base["official"], key=lambda b: base["official"][b])
+    res["best_baseline"] = best_name
+    # A gain is claimed only when the interval's LOWER bound clears the best judge that does not read
+    # the question (position or surface): matching a capital-letter counter is no gain.
+    res["above_baselines"] = res["ci95"] is not None and res["ci95"][0] > base["official"][best_name]
+    res |= breakdowns(j, benchmark, ctx, seed)
     return res
+
+
+def breakdowns(j: Judgments, benchmark: str, ctx: DatasetContext, seed: int) -> dict[str, Any]:
+    """The response-only judge per category, and model vs response-only per mistake type, so a
+    category or mistake whose answers give themselves away is seen."""
+    out: dict[str, Any] = {}
+    surf = surface_outcomes(j, ctx.surface, seed).get("response_only")
+    if surf is not None:
+        out["baseline_categories"] = {"response_only": score(surf, benchmark).get("categories", {})}
+    kinds: dict[str, list[int]] = {}
+    for i, o in enumerate(j.outcomes):
+        if (m := mistake_of(o.example)) is not None:
+            kinds.setdefault(m, []).append(i)
+    if kinds:
+        out["mistakes"] = {
+            m: {
+                "items": len({j.outcomes[i].unit for i in idx}),
+                "accuracy": headline([j.outcomes[i] for i in idx], benchmark),
+                **({"response_only": headline([surf[i] for i in idx], benchmark)} if surf is not None else {}),
+            }
+            for m, idx in sorted(kinds.items())
+        }
+    return out
 
 
 def position_stats(examples: Sequence[Example], rows: Sequence[Sequence[Sample]]) -> dict[str, Any]:
@@ -284,8 +394,13 @@ def evaluate_dataset(
     *,
     meta_rm: MetaRM | None = None,
     progress: bool = True,
+    train: Sequence[Example] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Score one dataset; returns its report entry and its samples.jsonl records."""
+    """Score one dataset; returns its report entry and its samples.jsonl records.
+
+    ``train`` (the items the model trained on) fits the response-only baseline; without it the
+    baseline is cross-fitted on the evaluation items themselves.
+    """
     start = time.perf_counter()
     examples = take(examples, settings.limit)
     if not examples:
@@ -296,14 +411,20 @@ def evaluate_dataset(
     benchmark = benchmark_of(examples)
     seed = settings.sampling.seed
     records: list[dict[str, Any]] = []
-    entry: dict[str, Any] = {"benchmark": benchmark, "n": len(examples), "items": len({unit_of(ex) for ex in examples})}
+    groups = content_groups(examples)
+    surface, surface_info = surface_scores(examples, {ex.id: groups[unit_of(ex)] for ex in examples}, train, seed=seed)
+    ctx = DatasetContext(groups, surface)
+    entry: dict[str, Any] = {
+        "benchmark": benchmark, "n": len(examples), "items": len(groups), "distinct": len(set(groups.values())),
+        "duplicates": len(groups) - len(set(groups.values())), "surface": surface_info,
+    }  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     tokens: list[int] = []
 
     if settings.greedy:
         items = [JudgeItem(ex.messages, ex.responses, orders=rotations(ex.n)) for ex in examples]
         rows = [j.samples for j in judge(engine, items, settings.params(greedy=True), progress=progress)]
-        results["greedy"] = column(per_order(examples, [it.key for it in items], rows, seed=seed), benchmark, settings)
+        results["greedy"] = column(per_order(examples, [it.key for it in items], rows, seed=seed), benchmark, settings, ctx)
         results["greedy"].update(orders="every rotation", **position_stats(examples, rows))
         flat = [s for row in rows for s in row]
         entry["greedy_parse_rate"] = _rate(s.scores is not None for s in flat)
@@ -317,7 +438,7 @@ def evaluate_dataset(
     rows = [j.samples for j in judged]
     keys = [it.key for it in items]
     for k in settings.ks:
-        results[f"voting@{k}"] = column(voted(examples, keys, rows, k, seed=seed), benchmark, settings)
+        results[f"voting@{k}"] = column(voted(examples, keys, rows, k, seed=seed), benchmark, settings, ctx)
     flat = [s for row in rows for s in row]
     entry["parse_rate"] = _rate(s.scores is not None for s in flat)
     failures: dict[str, int] = {}
@@ -331,7 +452,7 @@ def evaluate_dataset(
     if meta is not None:
         for k in settings.ks:
             j = voted(examples, keys, rows, k, seed=seed, meta=meta, k_meta=settings.k_meta)
-            results[f"metarm@{k}"] = column(j, benchmark, settings)
+            results[f"metarm@{k}"] = column(j, benchmark, settings, ctx)
 
     for i, (ex, row) in enumerate(zip(examples, rows)):
         for j, s in enumerate(row):
@@ -362,11 +483,13 @@ def evaluate(
     progress: bool = True,
     model: str | None = None,
     data_info: Mapping[str, Mapping[str, Any]] | None = None,
+    train: Sequence[Example] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every dataset; with ``out_dir``, also write report.json/.md, scaling.png, samples.jsonl.
 
     ``data_info`` (by dataset name) is copied into each entry's ``data`` field: where it came
-    from, how many records the loader skipped, and the held-out check's result.
+    from, how many records the loader skipped, and the held-out check's result. ``train`` (the
+    training items) fits the response-only baseline (see :func:`evaluate_dataset`).
     """
     import spct
 
@@ -380,7 +503,7 @@ def evaluate(
     }
     all_records: list[dict[str, Any]] = []
     for name, examples in datasets.items():
-        entry, records = evaluate_dataset(engine, name, examples, settings, meta_rm=meta_rm, progress=progress)
+        entry, records = evaluate_dataset(engine, name, examples, settings, meta_rm=meta_rm, progress=progress, train=train)
         if data_info and name in data_info:
             entry["data"] = dict(data_info[name])
         report["datasets"][name] = entry

@@ -12,15 +12,11 @@ item are caught.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from spct.data.dedup import normalise
 from spct.types import Example
-
-
-def normalise(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _digest(*parts: str) -> str:

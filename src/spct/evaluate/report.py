@@ -49,17 +49,23 @@ def _ci(ci: Any) -> str:
     return f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}" if ci else ""
 
 
-ROW_HEADER = ["accuracy", "95% CI", "paper", "chance", "first slot", "last slot", "above baselines", "items", "judgments"]
+# The baselines every row shows, in order: position (chance, first slot, last slot), then surface
+# (a response-only classifier, longest, shortest): judges that never read the question.
+BASELINE_COLUMNS = {"chance": "chance", "first_slot": "first slot", "last_slot": "last slot",
+                    "response_only": "response-only", "longest": "longest", "shortest": "shortest"}
+ROW_HEADER = ["accuracy", "95% CI", "paper", *BASELINE_COLUMNS.values(), "above baselines", "items", "distinct", "judgments"]
 
 
 def result_row(res: Mapping[str, Any]) -> list[str]:
     """One column's figures as table cells: the official headline with its interval, the paper's
-    tie-break, the three position-only baselines on the same items, and the sizes behind them."""
+    tie-break, the position and surface baselines on the same items, and the sizes behind them
+    (items, distinct items = content groups the interval resamples, judgments)."""
     b = res.get("baselines", {})
     return [
         _pct(res.get("accuracy")), _ci(res.get("ci95")), _pct(res.get("accuracy_paper")),
-        _pct(b.get("chance")), _pct(b.get("first_slot")), _pct(b.get("last_slot")),
-        "yes" if res.get("above_baselines") else "no", str(res.get("items", "")), str(res.get("judgments", "")),
+        *(_pct(b.get(k)) if k in b else "n/a" for k in BASELINE_COLUMNS),
+        "yes" if res.get("above_baselines") else "no", str(res.get("items", "")),
+        str(res.get("distinct", res.get("items", ""))), str(res.get("judgments", "")),
     ]  # fmt: skip
 
 
@@ -82,8 +88,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "where the script says so); *paper* breaks ties at random after shuffling, as the paper reports. "
         "Greedy judges every order of the responses (each counted). *chance*, *first slot* and *last slot* "
         "are what a random judge and judges that always name the first or the last presented response score "
-        "on the same items and orders; *above baselines* = the whole 95% interval (bootstrap over items) "
-        "clears the best of them.",
+        "on the same items and orders; *response-only* is a classifier of each response on its own (n-grams, "
+        "never the question), *longest*/*shortest* pick by length (n/a: could not be fitted or does not apply); "
+        "*above baselines* = the whole 95% interval (bootstrap over distinct items: copies of the same "
+        "question and answers are drawn together) clears the best of all six.",
         "",
         "| dataset | benchmark | column | " + " | ".join(ROW_HEADER) + " |",
         "|---|---|---|" + "---:|" * len(ROW_HEADER),
@@ -101,19 +109,44 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for name, e in report["datasets"].items():
         if "greedy" in e.get("results", {}):
             lines += ["", f"{name}: {greedy_notes(e['results']['greedy'])}."]
+        lines += ["", f"{name}: {data_notes(e)}."]
+        unofficial = [c for c in cols if e.get("results", {}).get(c, {}).get("protocol_official") is False]
+        if unofficial:
+            lines += ["", f"{name}: {', '.join(unofficial)}: {e['results'][unofficial[0]]['protocol']}."]
     for name, e in report["datasets"].items():
         res = e.get("results", {})
         cats = sorted({c for r in res.values() for c in r.get("categories", {})})
+        first = res.get(cols[0], {}) if cols else {}
+        ro = (first.get("baseline_categories") or {}).get("response_only", {})
         if cats:
-            lines += ["", f"## {name}: per category", "", "| category | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+            head = ["category", *cols] + (["response-only"] if ro else [])
+            lines += ["", f"## {name}: per category", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
             for c in cats:
-                lines.append(f"| {c} | " + " | ".join(_pct(res.get(col, {}).get("categories", {}).get(c)) for col in cols) + " |")
+                cells = [_pct(res.get(col, {}).get("categories", {}).get(c)) for col in cols] + ([_pct(ro.get(c))] if ro else [])
+                lines.append(f"| {c} | " + " | ".join(cells) + " |")
+        mistakes = first.get("mistakes") or {}
+        if mistakes:
+            lines += ["", f"## {name}: per mistake type ({cols[0]})", "",
+                      "| mistake | items | accuracy | response-only |", "|---|---:|---:|---:|"]
+            for m, v in mistakes.items():
+                lines.append(f"| {m} | {v['items']} | {_pct(v['accuracy'])} | {_pct(v.get('response_only'))} |")
         extra = _benchmark_extras(res, cols)
         if extra:
             lines += ["", f"## {name}: {e['benchmark']} breakdown", "", "| metric | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
             for metric in extra:
                 lines.append(f"| {metric} | " + " | ".join(_pct(_dig(res.get(col, {}), metric)) for col in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def data_notes(e: Mapping[str, Any]) -> str:
+    """Distinct items behind the intervals, and how the response-only baseline was fitted."""
+    items, distinct = e.get("items", e.get("n")), e.get("distinct", e.get("items", e.get("n")))
+    surface = e.get("surface") or {}
+    if surface.get("fitted_on"):
+        fit = f"response-only baseline fitted on {surface['fitted_on']} ({surface.get('train_responses', 0)} responses)"
+    else:
+        fit = f"response-only baseline not fitted ({surface.get('error', 'no data')})"
+    return f"{items} items, {distinct} distinct ({e.get('duplicates', 0)} duplicates drawn together by the bootstrap); {fit}"
 
 
 def heldout_note(e: Mapping[str, Any]) -> str:
@@ -139,7 +172,8 @@ def _benchmark_extras(res: Mapping[str, Mapping[str, Any]], cols: list[str]) -> 
     if not cols:
         return []
     first = res[cols[0]]
-    out = [k for k in ("hard", "normal", "easy", "inconsistent", "order_accuracy", "pair_accuracy", "category_mean") if k in first]
+    out = [k for k in ("hard", "normal", "easy", "inconsistent", "order_accuracy", "pair_accuracy", "category_mean", "set_mean")
+           if k in first]
     for group in ("sections", "sets"):
         out += [f"{group}.{k}" for k in first.get(group, {})]
     return out
@@ -170,11 +204,11 @@ def plot_scaling(report: Mapping[str, Any], path: Path) -> None:
                         marker="x", linestyle="none", color=color, markersize=9, capsize=3)
         best_base = max((res[k].get("baselines", {}) for k in res), key=lambda b: max(b.values(), default=0), default={})
         if best_base:
-            ax.axhline(100 * max(best_base.values()), color=color, linestyle=":", linewidth=1)
+            ax.axhline(100 * max(best_base.values()), color=color, linestyle=":", linewidth=1)  # position or surface
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (sampled critiques voted)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Inference-time scaling: {report['model']}\n(x = greedy, every order; bars = 95% CI; dotted = best position baseline)", fontsize=9)
+    ax.set_title(f"Inference-time scaling: {report['model']}\n(x = greedy, every order; bars = 95% CI; dotted = best position or surface baseline)", fontsize=9)
     ax.grid(True, alpha=0.3)
     if report["datasets"]:
         ax.legend(fontsize=8)

@@ -84,7 +84,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> Non
                         color=f"C{i}", markersize=9, capsize=3)
     best = max((v for r in rows for v in (r["result"].get("baselines") or {}).values()), default=None)
     if best is not None:
-        ax.axhline(100 * best, color="grey", linestyle=":", linewidth=1, label="best position baseline")
+        ax.axhline(100 * best, color="grey", linestyle=":", linewidth=1, label="best position or surface baseline")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (sampled critiques voted)")
     ax.set_ylabel("accuracy (%)")
@@ -115,6 +115,7 @@ def run_study(
     folder must have been started with the same profile, overrides and ks.
     """
     from spct.config import ConfigError, load_profile
+    from spct.evaluate.heldout import training_specs
     from spct.pipeline.stages import Tracking, evaluate_stage, train_stage
     from spct.registry.tracking import end_run, resolve_tracking_uri, stage_run, start_pipeline_run
 
@@ -165,7 +166,9 @@ def run_study(
             out = run_dir / "eval" / stage
             if not finished(f"eval_{stage}", out / "report.json"):
                 t0 = time.perf_counter()
-                evaluate_stage(Path(models[stage]), run_dir / "metarm" / "model", profile, eval_sets, out, tracking)
+                # The study trains on the profile's own data (no curation step): that is what is held out from.
+                evaluate_stage(Path(models[stage]), run_dir / "metarm" / "model", profile, eval_sets, out, tracking,
+                               train_data=training_specs(prof))
                 record(f"eval_{stage}", t0)
         reports = {stage: json.loads((run_dir / "eval" / stage / "report.json").read_text()) for stage in STAGE_ORDER}
         rows = study_rows(reports)
@@ -198,9 +201,10 @@ def write_study(result: StudyResult, prof: Any, command: str, started: datetime,
         f"Model `{prof.model.spec}`; held-out items {eval_data} (limit {prof.eval.limit}), checked disjoint from every "
         "training set; greedy judges every order of the responses; Voting@k and MetaRM@k (the meta RM keeps eval.k_meta "
         f"of k, default k/2; here {prof.eval.k_meta or 'k/2'}) "
-        "share one draw of the largest k; 95% bootstrap intervals over items; chance / first slot / last slot are "
-        "position-only judges replayed on the same items and orders; `above baselines` only when the whole interval "
-        "clears the best of them.", "",
+        "share one draw of the largest k; 95% bootstrap intervals over distinct items (copies drawn together); "
+        "chance / first slot / last slot are position-only judges replayed on the same items and orders, response-only "
+        "/ longest / shortest surface judges that read only the responses; `above baselines` only when the whole "
+        "interval clears the best of them.", "",
         render_table(result.rows), "",
         "![accuracy against k per stage](reproduce.png)", "",
         "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()), "",

@@ -82,8 +82,8 @@ def local_arguments(profile: str, run_dir: Path, tracking_uri: str, model_name: 
         "coldstart_steps": prof.coldstart.steps,
         "workdir": "",
         "job": {},
-        "tolerance": 0.02,
-        "min_parse_rate": 0.0 if profile == "tiny" else 0.5,
+        # The gate's thresholds: the profile's gate section (GatePolicy's defaults unless it names others).
+        **prof.gate.model_dump(),
         "deploy_model": False,  # no cluster here
         "namespace": "spct",
         "serving_values": {},

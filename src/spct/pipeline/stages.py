@@ -271,16 +271,38 @@ def gate_metrics(report: Mapping[str, Any], mode: str, gate_set: str) -> GateMet
     return GateMetrics(round(acc, 6), round(parse, 6), gate_set, total, cats, above_baselines=above)
 
 
+def run_training_data(curated_dir: str | Path, profile: str, overrides: Sequence[str], *, coldstart: bool) -> list[str]:
+    """What a pipeline run trained on: the curated ``train.parquet`` (RFT, GRPO, meta RM) and, when the
+    cold-start task ran, the profile's cold-start data. Fails when the curated split is not there:
+    a held-out check against anything else would pass for the wrong reason."""
+    from spct.config import load_profile
+
+    train = Path(curated_dir) / "train.parquet"
+    if not train.is_file():
+        raise ValueError(f"cannot identify the training data: {train} does not exist (the curate step's 'curated' artifact)")
+    specs = [str(train)]
+    if coldstart:
+        specs.append(load_profile(profile, list(overrides)).coldstart.data)
+    return specs
+
+
 def evaluate_stage(
-    model_dir: Path, meta_rm_dir: Path | None, profile: str, overrides: Sequence[str], out_dir: Path, tracking: Tracking
+    model_dir: Path, meta_rm_dir: Path | None, profile: str, overrides: Sequence[str], out_dir: Path, tracking: Tracking,
+    *, train_data: Sequence[str],
 ) -> tuple[dict[str, Any], GateMetrics]:
-    """Evaluate the GRM on the profile's gate set; write report.json/.md, scaling.png, samples.jsonl, gate.json."""
+    """Evaluate the GRM on the profile's gate set; write report.json/.md, scaling.png, samples.jsonl, gate.json.
+
+    ``train_data`` names what this model trained on (:func:`run_training_data` in a pipeline run):
+    every evaluation item is checked against it, and it fits the response-only baseline.
+    """
     from spct.config import load_profile
     from spct.data import load
     from spct.engine import Engine
     from spct.evaluate.harness import EvalSettings, dataset_name, evaluate, take
-    from spct.evaluate.heldout import check_heldout, load_training_sets, training_specs
+    from spct.evaluate.heldout import check_heldout, load_training_sets
 
+    if not train_data:
+        raise ValueError("evaluate_stage needs the training data the model was trained on (train_data)")
     prof = load_profile(profile, list(overrides))
     settings = EvalSettings.from_profile(prof)
     datasets, info = {}, {}
@@ -290,7 +312,8 @@ def evaluate_stage(
         datasets[name] = take(res.examples, settings.limit)
         info[name] = {"path": spec, "loaded": len(res.examples), "skipped": res.skipped.count}
     # The gate must never be passed on items the model trained on: the same check as spct eval.
-    checked = check_heldout(datasets, load_training_sets(training_specs(prof)))
+    train_sets = load_training_sets(train_data)
+    checked = check_heldout(datasets, train_sets)
     for name, h in checked.items():
         info[name]["heldout"] = h
     meta = None
@@ -303,7 +326,7 @@ def evaluate_stage(
                         "limit": settings.limit, **{f"sampling.{k}": v for k, v in asdict(settings.sampling).items()}})
         engine = Engine.load(str(model_dir), dtype=prof.model.dtype, device=prof.model.device)
         report = evaluate(engine, datasets, settings, meta_rm=meta, out_dir=out_dir, progress=False,
-                          model=str(model_dir), data_info=info)
+                          model=str(model_dir), data_info=info, train=[ex for exs in train_sets.values() for ex in exs])
         mode = f"voting@{max(settings.ks)}"
         gm = gate_metrics(report, mode, gate_set_digest(datasets))
         (out_dir / "gate.json").write_text(json.dumps(gm.to_dict() | {"mode": mode}, indent=2) + "\n")
@@ -312,7 +335,8 @@ def evaluate_stage(
             for col, res in e["results"].items():
                 ci = res.get("ci95") or [float("nan")] * 2
                 log.log_metrics({f"{name}/{col}/paper": res["accuracy_paper"], f"{name}/{col}/ci95_low": ci[0],
-                                 f"{name}/{col}/ci95_high": ci[1],
+                                 f"{name}/{col}/ci95_high": ci[1], f"{name}/{col}/distinct": float(res["distinct"]),
+                                 f"{name}/{col}/above_baselines": float(res["above_baselines"]),
                                  **{f"{name}/{col}/baseline_{b}": v for b, v in res["baselines"].items()}}, step=0)
             for k in settings.ks:
                 log.log_metrics({f"{name}/voting_curve": e[f"voting@{k}"]}, step=k)
@@ -359,7 +383,10 @@ def promote_stage(model_name: str, version: str, policy: GatePolicy, tracking: T
 def deploy_stage(model_name: str, version: str, namespace: str, tracking: Tracking, *, release: str | None = None,
                  image: str | None = None, profile: str = "a100", values: Mapping[str, Any] | None = None,
                  apply: bool = True, out_dir: Path | None = None) -> dict[str, Any]:
-    """Install or upgrade the serving chart pinned to ``models:/NAME/VERSION`` (spct.serving.deploy)."""
+    """Install or upgrade the serving chart pinned to ``models:/NAME/VERSION`` (spct.serving.deploy).
+
+    The pipeline runs this only after its gate promoted ``version``; the deploy itself checks that
+    again (the version's ``spct.gate.decision``) and is never forced from here."""
     from spct.serving import deploy as serving_deploy
 
     with stage_run(tracking.uri, tracking.parent_run_id, "deploy") as log:

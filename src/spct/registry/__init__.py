@@ -6,6 +6,7 @@ from spct.registry.promotion import (
     CHAMPION,
     RegistryError,
     VersionRow,
+    best_promoted,
     list_versions,
     promote,
     promotion_lock,
@@ -16,7 +17,7 @@ from spct.registry.tracking import MlflowLogger, client_for, local_store, resolv
 
 __all__ = [
     "Decision", "GateMetrics", "GatePolicy", "decide",
-    "CHALLENGER", "CHAMPION", "RegistryError", "VersionRow", "list_versions", "promote", "promotion_lock",
+    "CHALLENGER", "CHAMPION", "RegistryError", "VersionRow", "best_promoted", "list_versions", "promote", "promotion_lock",
     "register_version", "rollback",
     "MlflowLogger", "client_for", "local_store", "resolve_tracking_uri", "stage_run", "start_pipeline_run",
 ]

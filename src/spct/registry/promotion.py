@@ -4,6 +4,11 @@ A new version gets the alias ``challenger``. :func:`promote` moves ``champion`` 
 it only if the gate passes, and writes the decision and its numbers as tags on the
 version; :func:`rollback` moves ``champion`` back to the champion it replaced.
 
+The gate compares the challenger with the champion and with the best version ever
+promoted on the same gate set (:func:`best_promoted`), so a chain of promotions that
+each lose a little cannot drift down; a version that was rolled back no longer sets
+that bar (the rollback said it should not have been champion).
+
 Promotions and rollbacks are serialised by a lock that is itself a registered model
 (``<name>.promotion-lock``): creating a registered model is atomic in every MLflow
 store (a unique key in the SQL store), so two promoters racing cannot both hold it,
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_TAG = "spct.previous_champion"
+DECISION_TAG = "spct.gate.decision"
+ROLLED_BACK_TAG = "spct.rolled_back_at"
 
 
 class RegistryError(RuntimeError):
@@ -131,6 +138,37 @@ def _wait_ready(client: "MlflowClient", name: str, version: str, timeout_s: floa
         time.sleep(0.2)
 
 
+def _versions(client: "MlflowClient", name: str) -> Iterator["ModelVersion"]:
+    """Every version of ``name``, page by page (a search returns at most one page)."""
+    token = None
+    while True:
+        page = client.search_model_versions(f"name = '{name}'", page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def best_promoted(
+    client: "MlflowClient", name: str, gate_set: str, *, exclude: str | None = None
+) -> tuple[str, GateMetrics] | None:
+    """The promoted version with the highest gate accuracy on ``gate_set``: ``(version, metrics)``.
+
+    Versions measured on another gate set are not comparable and are skipped; so is one that
+    was rolled back (and not promoted again since), and ``exclude`` (the challenger itself).
+    """
+    best: tuple[str, GateMetrics] | None = None
+    for mv in _versions(client, name):
+        if str(mv.version) == exclude or mv.tags.get(DECISION_TAG) != "promoted" or mv.tags.get(ROLLED_BACK_TAG):
+            continue
+        m = GateMetrics.from_tags(mv.tags)
+        if m is None or m.gate_set != gate_set:
+            continue
+        if best is None or m.accuracy > best[1].accuracy:
+            best = (str(mv.version), m)
+    return best
+
+
 def set_gate_metrics(client: "MlflowClient", name: str, version: str, metrics: GateMetrics) -> None:
     for k, v in metrics.to_tags().items():
         client.set_model_version_tag(name, version, k, v)
@@ -144,7 +182,8 @@ def promote(
     *,
     lock_timeout_s: float = 120.0,
 ) -> Decision:
-    """Gate ``version`` (default: the ``challenger``) against the champion and move ``champion`` if it passes."""
+    """Gate ``version`` (default: the ``challenger``) against the champion and the best promoted version
+    on the same gate set; move ``champion`` if it passes. ``policy`` defaults to :class:`GatePolicy`'s defaults."""
     policy = policy or GatePolicy()
     with promotion_lock(client, name, timeout_s=lock_timeout_s):
         if version is None:
@@ -162,7 +201,13 @@ def promote(
         champion = GateMetrics.from_tags(current.tags) if current is not None else None
         if current is not None and champion is None:
             raise RegistryError(f"champion {name} version {current.version} has no gate metrics; evaluate it on the gate set first")
-        decision = decide(challenger, champion, policy)
+        # Read under the lock, like the champion: a racing promotion cannot slip a better version in between.
+        best = best_promoted(client, name, challenger.gate_set, exclude=str(mv.version))
+        if current is not None and champion is not None and champion.gate_set == challenger.gate_set and (
+            best is None or champion.accuracy > best[1].accuracy
+        ):
+            best = (str(current.version), champion)  # a champion set by hand has no decision tag but still counts
+        decision = decide(challenger, champion, policy, best[1] if best else None, best_version=best[0] if best else "")
         tags = decision.to_tags() | {
             "spct.gate.decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "spct.gate.champion_version": current.version if current is not None else "",
@@ -171,6 +216,9 @@ def promote(
             client.set_model_version_tag(name, mv.version, k, v)
         if decision.promote:
             client.set_model_version_tag(name, mv.version, PREVIOUS_TAG, current.version if current is not None else "")
+            if ROLLED_BACK_TAG in mv.tags:
+                # Promoted again after a rollback: it sets the best-promoted bar again (best_promoted).
+                client.delete_model_version_tag(name, mv.version, ROLLED_BACK_TAG)
             client.set_registered_model_alias(name, CHAMPION, mv.version)
         return decision
 
@@ -186,7 +234,7 @@ def rollback(client: "MlflowClient", name: str, *, lock_timeout_s: float = 120.0
             raise RegistryError(f"{name} version {current.version} has no previous champion to roll back to")
         client.get_model_version(name, previous)  # fails clearly if it was deleted
         client.set_registered_model_alias(name, CHAMPION, previous)
-        client.set_model_version_tag(name, current.version, "spct.rolled_back_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        client.set_model_version_tag(name, current.version, ROLLED_BACK_TAG, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return current.version, previous
 
 
@@ -208,7 +256,7 @@ def list_versions(client: "MlflowClient", name: str) -> list[VersionRow]:
     for alias, v in (model.aliases or {}).items():
         aliases.setdefault(str(v), []).append(alias)
     rows = []
-    for mv in client.search_model_versions(f"name = '{name}'"):
+    for mv in _versions(client, name):
         rows.append(
             VersionRow(
                 version=str(mv.version),
@@ -216,7 +264,7 @@ def list_versions(client: "MlflowClient", name: str) -> list[VersionRow]:
                 created=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1000)),
                 run_id=mv.run_id,
                 metrics=GateMetrics.from_tags(mv.tags),
-                decision=mv.tags.get("spct.gate.decision", ""),
+                decision=mv.tags.get(DECISION_TAG, ""),
                 previous_champion=mv.tags.get(PREVIOUS_TAG, ""),
             )
         )

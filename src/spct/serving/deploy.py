@@ -9,6 +9,11 @@ changes and KServe starts new pods; a rollback in the registry followed by a dep
 of the older version rolls back the same way, and replicas never serve two
 versions after a restart.
 
+Only versions the gate promoted deploy by default (:func:`check_promoted`): anything else
+(refused, never gated, not a registered version at all) needs ``force=True`` with a reason,
+which is written as ``spct.deploy.forced_*`` tags on the version before Helm runs. The
+pipeline deploys only after its gate promoted, and never forces.
+
 Helm does not know when a KServe ``InferenceService`` is ready, so the step then
 polls its status (:func:`readiness`) and, if the new revision never becomes ready,
 runs ``helm rollback`` to the previous release revision. Helm keeps its release
@@ -114,6 +119,95 @@ def pin_version(model_uri: str, tracking_uri: str | None) -> str:
     except MlflowException as e:
         raise ValueError(f"{model_uri}: cannot resolve the alias at {tracking_uri}: {e.message}") from e
     return f"models:/{name}/{version}"
+
+
+# -- the gate: only promoted versions deploy unless forced -------------------------------------------
+
+FORCED_PREFIX = "spct.deploy.forced_"
+
+
+class NotPromoted(ValueError):
+    """A deploy of a version the gate did not promote, without ``force``; the message is one line."""
+
+
+def _registry_version(model_uri: str) -> tuple[str, str] | None:
+    """``models:/NAME/VERSION`` -> ``(NAME, VERSION)``; None for anything else (an alias is pinned first)."""
+    if not model_uri.startswith("models:/") or "@" in model_uri:
+        return None
+    name, _, version = model_uri[len("models:/"):].rpartition("/")
+    return (name, version) if name and version.isdigit() else None
+
+
+def _who() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry
+        user = f"uid {os.getuid()}"
+    who = f"{user}@{socket.gethostname()}"
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):  # the identity the MLflow server authenticates
+        who += f" (MLflow user {os.environ['MLFLOW_TRACKING_USERNAME']})"
+    return who
+
+
+def check_promoted(model_uri: str, tracking_uri: str | None, *, force: bool = False,
+                   reason: str | None = None) -> dict[str, str] | None:
+    """May ``model_uri`` be deployed? None when the gate promoted it (its ``spct.gate.decision`` tag).
+
+    Anything else raises :class:`NotPromoted` naming the version and its decision, unless
+    ``force`` with a non-empty ``reason``: then the forced-deploy record (tags, written by
+    :func:`record_forced`) is returned. Reads the registry only; nothing is written here.
+    """
+    reason = " ".join((reason or "").split())  # one line: a tag is read back in listings and the MLflow UI
+    if force and not reason:
+        raise ValueError("--force needs --reason \"...\": why this version is deployed without the gate's promotion "
+                         "(it is recorded on the version)")
+    if reason and not force:
+        raise ValueError("--reason is recorded only with --force (a promoted version needs neither)")
+    if len(reason) > 1000:  # MLflow caps a version tag's value; say so here rather than half-way through a deploy
+        raise ValueError(f"--reason is {len(reason)} characters; keep it under 1000 (link to a longer write-up)")
+    ref = _registry_version(model_uri)
+    if ref is None:
+        decision = "none: not a registered model version, so the gate never judged it"
+    else:
+        if not tracking_uri:
+            raise ValueError(f"{model_uri}: its gate decision is read from the registry before deploying; give the "
+                             "MLflow tracking URI")
+        from mlflow.exceptions import MlflowException
+
+        from spct.registry.promotion import DECISION_TAG
+        from spct.registry.tracking import client_for
+
+        try:
+            mv = client_for(tracking_uri).get_model_version(*ref)
+        except MlflowException as e:
+            raise ValueError(f"{model_uri}: cannot read it from the registry at {tracking_uri}: {e.message}") from e
+        decision = mv.tags.get(DECISION_TAG) or "none (never gated)"
+        if decision == "promoted":
+            return None
+    if not force:
+        what = f"{ref[0]} version {ref[1]}" if ref else model_uri
+        raise NotPromoted(f"{what} was not promoted by the gate (gate decision: {decision}); deploy a promoted version, "
+                          "or pass --force --reason \"...\" to deploy it anyway")
+    return {f"{FORCED_PREFIX}reason": reason, f"{FORCED_PREFIX}by": _who(),
+            f"{FORCED_PREFIX}at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            f"{FORCED_PREFIX}decision": decision}
+
+
+def record_forced(model_uri: str, tracking_uri: str | None, record: dict[str, str], namespace: str) -> bool:
+    """Write a forced deploy's record as tags on the model version; False when there is no version to tag
+    (a URI outside the registry: the record is then only in the deploy's result)."""
+    ref = _registry_version(model_uri)
+    if ref is None or not tracking_uri:
+        return False
+    from spct.registry.tracking import client_for
+
+    client = client_for(tracking_uri)
+    for k, v in (record | {f"{FORCED_PREFIX}namespace": namespace}).items():
+        client.set_model_version_tag(*ref, k, v)
+    return True
 
 
 def _helm() -> str:
@@ -276,11 +370,23 @@ def deploy(
     chart: Path = CHART,
     pin: bool | None = None,
     reuse_values: bool = False,
+    force: bool = False,
+    reason: str | None = None,
+    registry_uri: str | None = None,
 ) -> dict[str, Any]:
     """``helm upgrade --install`` the chart for ``model_uri`` (an alias is pinned to its version first);
-    wait for Ready; ``helm rollback`` on failure."""
+    wait for Ready; ``helm rollback`` on failure.
+
+    Applying needs the version to have been promoted by the gate, or ``force`` and a ``reason``
+    (:func:`check_promoted`). ``registry_uri`` is where the alias and the gate decision are read
+    (default ``tracking_uri``, the URI the predictor is given).
+    """
+    registry_uri = registry_uri or tracking_uri
     if apply if pin is None else pin:
-        model_uri = pin_version(model_uri, tracking_uri)
+        model_uri = pin_version(model_uri, registry_uri)
+    # Checked before anything is rendered or applied, so a refusal costs nothing; a render only
+    # (apply=False) changes nothing on the cluster and is not gated.
+    forced = check_promoted(model_uri, registry_uri, force=force, reason=reason) if apply else None
     v = release_values(model_uri, values=values, image=image, tracking_uri=tracking_uri, canary_percent=canary_percent)
     if reuse_values:
         v = {"model": {"uri": model_uri}}
@@ -300,7 +406,18 @@ def deploy(
     if not apply:
         return result
 
-    cluster = cluster or Cluster()
+    if forced is not None:
+        # Written before Helm runs (the render above succeeded): a deploy that fails or dies half-way
+        # still leaves the record of who forced which version past the gate, and why.
+        result["forced"] = forced | {"recorded": record_forced(model_uri, registry_uri, forced, namespace)}
+    if cluster is None:
+        from kubernetes.config import ConfigException
+
+        try:
+            cluster = Cluster()
+        except ConfigException as e:
+            raise DeployError(f"no Kubernetes cluster to deploy to (no in-cluster service account, no kube config): "
+                              f"{e}", result) from e
     had_release = _run([_helm(), "status", release, "--namespace", namespace, "-o", "json"], timeout=60).returncode == 0
     with tempfile.TemporaryDirectory() as tmp:
         vf = Path(tmp) / "release-values.yaml"
@@ -328,6 +445,6 @@ def deploy(
                       result)
 
 
-__all__ = ["CHART", "Cluster", "DeployError", "PROFILES", "RELEASE", "Readiness", "WaitResult", "build_inference_service",
-           "chart_values", "deploy", "merge_values", "pin_version", "readiness", "release_values", "render", "split_image",
-           "wait_ready"]
+__all__ = ["CHART", "Cluster", "DeployError", "NotPromoted", "PROFILES", "RELEASE", "Readiness", "WaitResult",
+           "build_inference_service", "chart_values", "check_promoted", "deploy", "merge_values", "pin_version", "readiness",
+           "record_forced", "release_values", "render", "split_image", "wait_ready"]
