@@ -26,8 +26,8 @@ from serving_fixture import NAME, Server, make_bundle
 VERSION = "7"
 
 
-def start(bundle: Path, log: Path, grace_s: int = 60) -> Server:
-    return Server(bundle, log, "--grace-s", str(grace_s), token=None)
+def start(bundle: Path, log: Path, grace_s: int = 60, *args: str) -> Server:
+    return Server(bundle, log, "--grace-s", str(grace_s), *args, token=None)
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,10 @@ def slow_server(tmp_path: Path) -> Iterator[Server]:
     fraction of a second, sometimes before 8 more requests had even arrived on a
     loaded CI machine; forced long generations hold the sampler for seconds.
     """
-    srv = start(make_bundle(tmp_path, version=VERSION, max_new_tokens=384, min_new_tokens=384), tmp_path / "server.log", grace_s=300)
+    # The per-request timeout is raised to the grace period: this test is about draining on SIGTERM, and
+    # 32 forced 384-token critiques overran the default 120 s on a loaded 2-core machine (504s).
+    srv = start(make_bundle(tmp_path, version=VERSION, max_new_tokens=384, min_new_tokens=384), tmp_path / "server.log",
+                300, "--timeout-s", "290")
     try:
         srv.wait_ready()
         yield srv
