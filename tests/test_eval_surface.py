@@ -10,7 +10,7 @@ import pytest
 from spct.data import load
 from spct.engine import SamplingParams
 from spct.evaluate.harness import EvalSettings, evaluate
-from spct.evaluate.surface import FOLDS, _fold, fit_response_only, length_scores, surface_scores
+from spct.evaluate.surface import FOLDS, Fit, _fold, fit_response_only, length_scores, surface_scores
 from spct.pipeline.stages import gate_metrics
 from spct.registry.gate import GatePolicy, decide
 from spct.types import Example, user
@@ -80,7 +80,7 @@ def test_response_only_needs_two_classes():
 def test_cross_fitting_keeps_copies_in_one_fold():
     exs = [_ex(i, f"q{i % 7}", [f"A{i % 7}", f"b{i % 7}"]) for i in range(40)]
     groups = {ex.id: ex.messages[0].content for ex in exs}  # copies share a group
-    scores, info = surface_scores(exs, groups, None)
+    scores, info = surface_scores(exs, groups, Fit())
     assert "cross-fitted" in info["fitted_on"]
     assert all("response_only" in scores[ex.id] for ex in exs)
     folds = {}
@@ -92,3 +92,20 @@ def test_cross_fitting_keeps_copies_in_one_fold():
 def test_length_baselines_tie_on_equal_lengths():
     ex = _ex(0, "q", ["abc", "xyz", "hello"])
     assert length_scores(ex, True) == [3.0, 3.0, 5.0] and length_scores(ex, False) == [-3.0, -3.0, -5.0]
+
+
+def test_cross_fitting_never_scores_an_item_with_a_model_that_saw_it():
+    # Each item's answers are unique random tokens: only a model that saw the item can know which is right.
+    import random
+
+    rng = random.Random(0)
+    exs = []
+    for i in range(60):
+        a, b = (f"tok{rng.randrange(10**9)}" for _ in range(2))
+        exs.append(_ex(i, f"q{i}", [a, b], best=rng.randrange(2)))
+    groups = {ex.id: ex.id for ex in exs}
+    scores, _ = surface_scores(exs, groups, Fit())
+    right = sum(max(range(2), key=lambda k: scores[ex.id]["response_only"][k]) == ex.best for ex in exs)
+    seen = fit_response_only(exs)  # in-sample: it memorises the answers
+    memorised = sum(max(range(2), key=lambda k: seen.scores(ex)[k]) == ex.best for ex in exs)
+    assert memorised >= 55 and right <= 42, (memorised, right)

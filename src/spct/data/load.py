@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from spct.data.errors import DataError
 from spct.data.hh_rlhf import convert_hh_rlhf
@@ -17,6 +16,7 @@ from spct.data.reasoning_gym import load_spec as reasoning_gym_items
 from spct.data.records import LoadResult, Raw, Sink, data_files, is_hf_dir, read_records
 from spct.data.rewardbench import REWARDBENCH_COUNTS, convert_rewardbench, convert_rewardbench2
 from spct.data.rm_bench import convert_rm_bench
+from spct.data.spec import integer, options
 from spct.data.rmb import convert_rmb
 from spct.data.synthetic import DEFAULT_ITEMS, generate_verifiable
 from spct.types import Example
@@ -89,15 +89,12 @@ def load_builtin(spec: str) -> LoadResult:
     name, _, query = spec.removeprefix("builtin:").partition("?")
     if name not in BUILTINS:
         raise DataError(f"unknown builtin dataset {name!r} (available: {', '.join(BUILTINS)})", path=spec)
-    q = {k: v[-1] for k, v in parse_qs(query, strict_parsing=bool(query)).items()} if query else {}
-    unknown = set(q) - {"n", "seed", "responses", "categories", "modes", "split"}
-    if unknown:
-        raise DataError(f"unknown options {sorted(unknown)} (use n, seed, responses, categories, modes, split)", path=spec)
     try:
+        q = options(query, ("n", "seed", "responses", "categories", "modes", "split"))
         examples = generate_verifiable(
-            int(q.get("n", DEFAULT_ITEMS)),
-            seed=int(q.get("seed", 0)),
-            n_responses=int(q.get("responses", 2)),
+            integer(q, "n", DEFAULT_ITEMS),
+            seed=integer(q, "seed", 0),
+            n_responses=integer(q, "responses", 2),
             categories=q["categories"].split(",") if "categories" in q else None,
             modes=q["modes"].split(",") if "modes" in q else None,
             split=q.get("split", "all"),

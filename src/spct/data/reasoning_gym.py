@@ -44,12 +44,12 @@ from functools import lru_cache
 from typing import Any
 
 from spct.data.dedup import normalise
+from spct.data.spec import integer, options
+from spct.data.splits import check_split, side
 from spct.types import Example, user
 
 SOURCE = "reasoning-gym"
 PREFIX = "reasoning-gym:"
-SPLITS = ("all", "train", "heldout")
-HELDOUT_SHARE = 0.2
 MAX_RESPONSES = 4
 DEFAULT_ITEMS = 200
 # One wording for every candidate of every task: the answer itself is the only difference.
@@ -390,8 +390,7 @@ def _window(task: str, seed: int, level: int, stream: str) -> int:
 
 def split_of(task: str, question: str) -> str:
     """``train`` or ``heldout``: a fixed function of the task and the normalised question."""
-    h = int.from_bytes(hashlib.sha256(f"{task}\x00{normalise(question)}".encode()).digest()[:8], "big") / 2**64
-    return "heldout" if h >= 1 - HELDOUT_SHARE else "train"
+    return side(f"{task}\x00{normalise(question)}")
 
 
 def entry_of(example: Example) -> dict:
@@ -619,8 +618,7 @@ def generate_reasoning_gym(
         _require_task(t)
     if len(set(tasks)) != len(tasks):
         raise ValueError(f"tasks: a task is named twice in {','.join(tasks)}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_split(split)
     if not 2 <= n_responses <= MAX_RESPONSES:
         raise ValueError(f"responses must be between 2 and {MAX_RESPONSES}, got {n_responses}")
     if n_items < 1:
@@ -641,26 +639,11 @@ def generate_reasoning_gym(
 def parse_spec(spec: str) -> dict[str, Any]:
     """``reasoning-gym:TASKS?n=&seed=&split=&level=&responses=`` as keyword arguments of
     :func:`generate_reasoning_gym`; ``ValueError`` naming the bad option."""
-    from urllib.parse import parse_qs
-
     names, _, query = spec.removeprefix(PREFIX).partition("?")
-    tasks = [t.strip() for t in names.split(",") if t.strip()]
-    try:
-        q = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True, strict_parsing=True).items()} if query else {}
-    except ValueError as e:
-        raise ValueError(f"cannot read the options {query!r} (use n=, seed=, split=, level=, responses=)") from e
-    allowed = ("n", "seed", "split", "level", "responses")
-    unknown = sorted(set(q) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} (use {', '.join(allowed)})")
-    ints = {}
-    for k, default in (("n", DEFAULT_ITEMS), ("seed", 0), ("level", 0), ("responses", 2)):
-        try:
-            ints[k] = int(q.get(k, default))
-        except ValueError:
-            raise ValueError(f"option {k!r} must be an integer, got {q[k]!r}") from None
-    return {"tasks": tasks, "n_items": ints["n"], "seed": ints["seed"], "split": q.get("split", "all"),
-            "level": ints["level"], "n_responses": ints["responses"]}
+    q = options(query, ("n", "seed", "split", "level", "responses"))
+    return {"tasks": [t.strip() for t in names.split(",") if t.strip()], "n_items": integer(q, "n", DEFAULT_ITEMS),
+            "seed": integer(q, "seed", 0), "split": q.get("split", "all"), "level": integer(q, "level", 0),
+            "n_responses": integer(q, "responses", 2)}
 
 
 def load_spec(spec: str) -> list[Example]:

@@ -10,12 +10,12 @@ critiques: ``kind``, ``answer``, ``params`` (the question's inputs) and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from spct.data.splits import check_split, side
 from spct.types import Example, user
 
 SOURCE = "verifiable"
@@ -25,11 +25,7 @@ MODES = {"counting": ("letter", "vowels", "words"), "string_ops": ("reverse", "u
 MAX_RESPONSES = 4
 DEFAULT_ITEMS = 200
 # ``split=`` partitions the question space by a hash of the question's inputs (its kind and
-# parameters, not its wording, so "What is 3 + 4?" and "Compute 3 + 4." fall together): inputs
-# are held out iff the hash lands in the last HELDOUT_SHARE of the range. Training specs ask for
-# ``train``, evaluation specs for ``heldout``, so no seed or sample size puts one input in both.
-SPLITS = ("all", "train", "heldout")
-HELDOUT_SHARE = 0.2
+# parameters, not its wording, so "What is 3 + 4?" and "Compute 3 + 4." fall together; spct.data.splits).
 
 _WORDS = (
     "strawberry banana planet river window garden pepper mirror orange silver yellow rabbit "
@@ -220,9 +216,7 @@ def _say(ans: _Answer, rng: random.Random) -> str:
 
 def split_of(kind: str, params: dict) -> str:
     """``train`` or ``heldout``: a fixed function of an item's kind and inputs."""
-    key = json.dumps([kind, params], sort_keys=True, ensure_ascii=False)
-    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
-    return "heldout" if h >= 1 - HELDOUT_SHARE else "train"
+    return side(json.dumps([kind, params], sort_keys=True, ensure_ascii=False))
 
 
 def balanced_best(i: int, seed: int, n_responses: int) -> int:
@@ -289,8 +283,7 @@ def generate_verifiable(
     of that part of the question space (:func:`split_of`): ``train`` and ``heldout`` never share
     a question. The gold position is balanced per block of ``n_responses`` items.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_split(split)
     kinds = tuple(categories) if categories else KINDS
     unknown = [k for k in kinds if k not in _GENERATORS]
     if unknown:

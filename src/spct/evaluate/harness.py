@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from spct.engine.sampler import SamplingParams
 from spct.evaluate.heldout import content_key
 from spct.evaluate.scoring import Outcome, benchmark_of, headline, is_rating, score
-from spct.evaluate.surface import SURFACE_BASELINES, surface_scores
+from spct.evaluate.surface import SURFACE_BASELINES, Fit, fit_training, surface_scores
 from spct.grm.judge import JudgeItem, Sample, Verdict, decide, judge, rotations
 from spct.grm.parse import Judgment
 from spct.grm.rules import MetaRM, default_k_meta, pick_best, sample_rng, to_original, vote
@@ -217,10 +217,10 @@ def surface_replay(j: Judgments, scores: Mapping[str, Sequence[float]], seed: in
 
 
 def baselines(
-    j: Judgments, benchmark: str, *, seed: int, draws: int, surface: Mapping[str, Mapping[str, Sequence[float]]] | None = None
+    j: Judgments, benchmark: str, *, seed: int, draws: int, surface: Mapping[str, Sequence[Outcome]] | None = None
 ) -> dict[str, dict[str, float]]:
-    """Per rule: chance (random distinct scores, averaged over ``draws``), first slot, last slot and,
-    with ``surface`` (:func:`spct.evaluate.surface.surface_scores`), each surface judge."""
+    """Per rule: chance (random distinct scores, averaged over ``draws``), first slot, last slot and
+    each surface judge's outcomes in ``surface`` (:func:`surface_outcomes`)."""
     first = replay(j, lambda n, s: _position_scores(n, 0), seed)
     last = replay(j, lambda n, s: _position_scores(n, n - 1), seed)
     rng = random.Random(f"chance:{seed}")
@@ -233,7 +233,7 @@ def baselines(
         r: {"chance": chance[r], "first_slot": headline(first, benchmark, r), "last_slot": headline(last, benchmark, r)}
         for r in RULES
     }
-    for name, outs in surface_outcomes(j, surface, seed).items():
+    for name, outs in (surface or {}).items():
         for r in RULES:
             out[r][name] = headline(outs, benchmark, r)
     return out
@@ -301,7 +301,8 @@ def column(j: Judgments, benchmark: str, settings: EvalSettings, ctx: DatasetCon
     resamples = min(settings.bootstrap, max(200, 2_000_000 // n))
     draws = min(settings.baseline_draws, max(20, 400_000 // n))
     res = score(j.outcomes, benchmark)
-    base = baselines(j, benchmark, seed=seed, draws=draws, surface=ctx.surface)
+    surface = surface_outcomes(j, ctx.surface, seed)  # replayed once: the baselines and the breakdowns read them
+    base = baselines(j, benchmark, seed=seed, draws=draws, surface=surface)
     for rule, key in (("official", "ci95"), ("paper", "ci95_paper")):
         res[key] = bootstrap_ci(j.outcomes, benchmark, rule, resamples=resamples, seed=seed, groups=ctx.groups)
     res["bootstrap_resamples"], res["chance_draws"] = resamples if settings.bootstrap else 0, draws
@@ -316,15 +317,14 @@ def column(j: Judgments, benchmark: str, settings: EvalSettings, ctx: DatasetCon
     # A gain is claimed only when the interval's LOWER bound clears the best judge that does not read
     # the question (position or surface): matching a capital-letter counter is no gain.
     res["above_baselines"] = res["ci95"] is not None and res["ci95"][0] > base["official"][best_name]
-    res |= breakdowns(j, benchmark, ctx, seed)
+    res |= breakdowns(j, benchmark, surface.get("response_only"))
     return res
 
 
-def breakdowns(j: Judgments, benchmark: str, ctx: DatasetContext, seed: int) -> dict[str, Any]:
-    """The response-only judge per category, and model vs response-only per mistake type, so a
-    category or mistake whose answers give themselves away is seen."""
+def breakdowns(j: Judgments, benchmark: str, surf: Sequence[Outcome] | None) -> dict[str, Any]:
+    """The response-only judge (``surf``: its outcomes on ``j``) per category, and model vs
+    response-only per mistake type, so a category or mistake whose answers give themselves away is seen."""
     out: dict[str, Any] = {}
-    surf = surface_outcomes(j, ctx.surface, seed).get("response_only")
     if surf is not None:
         out["baseline_categories"] = {"response_only": score(surf, benchmark).get("categories", {})}
     kinds: dict[str, list[int]] = {}
@@ -394,12 +394,12 @@ def evaluate_dataset(
     *,
     meta_rm: MetaRM | None = None,
     progress: bool = True,
-    train: Sequence[Example] | None = None,
+    surface_fit: Fit | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score one dataset; returns its report entry and its samples.jsonl records.
 
-    ``train`` (the items the model trained on) fits the response-only baseline; without it the
-    baseline is cross-fitted on the evaluation items themselves.
+    ``surface_fit`` (:func:`spct.evaluate.surface.fit_training` of the items the model trained on)
+    is the response-only baseline; without one it is cross-fitted on the evaluation items themselves.
     """
     start = time.perf_counter()
     examples = take(examples, settings.limit)
@@ -412,7 +412,8 @@ def evaluate_dataset(
     seed = settings.sampling.seed
     records: list[dict[str, Any]] = []
     groups = content_groups(examples)
-    surface, surface_info = surface_scores(examples, {ex.id: groups[unit_of(ex)] for ex in examples}, train, seed=seed)
+    surface, surface_info = surface_scores(examples, {ex.id: groups[unit_of(ex)] for ex in examples}, surface_fit or Fit(),
+                                           seed=seed)
     ctx = DatasetContext(groups, surface)
     entry: dict[str, Any] = {
         "benchmark": benchmark, "n": len(examples), "items": len(groups), "distinct": len(set(groups.values())),
@@ -502,8 +503,10 @@ def evaluate(
         "datasets": {},
     }
     all_records: list[dict[str, Any]] = []
+    fit = fit_training(train, settings.sampling.seed)  # once: every dataset is held against the same training items
     for name, examples in datasets.items():
-        entry, records = evaluate_dataset(engine, name, examples, settings, meta_rm=meta_rm, progress=progress, train=train)
+        entry, records = evaluate_dataset(engine, name, examples, settings, meta_rm=meta_rm, progress=progress,
+                                          surface_fit=fit)
         if data_info and name in data_info:
             entry["data"] = dict(data_info[name])
         report["datasets"][name] = entry

@@ -45,9 +45,38 @@ class ResponseOnly:
 
     def scores(self, ex: Example) -> list[float]:
         """P(right) of each response in the original order, rounded so identical text ties exactly."""
-        if not ex.responses:
-            return []
-        return [round(float(p), 9) for p in self.model.predict_proba(list(ex.responses))[:, 1]]
+        return self.score_all([ex])[0]
+
+    def score_all(self, examples: Sequence[Example]) -> list[list[float]]:
+        """:meth:`scores` of every example, in one ``predict_proba`` call (one call per item was
+        most of the baseline's time on a large benchmark)."""
+        texts = [r for ex in examples for r in ex.responses]
+        probs = [round(float(p), 9) for p in self.model.predict_proba(texts)[:, 1]] if texts else []
+        out, at = [], 0
+        for ex in examples:
+            out.append(probs[at : at + ex.n])
+            at += ex.n
+        return out
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How an evaluation gets its response-only classifier: ``model`` fitted on the training items,
+    ``error`` when training items were given but no classifier could be fitted (one class), neither
+    when there are no training items (the classifier is then cross-fitted on the evaluation items)."""
+
+    model: ResponseOnly | None = None
+    error: str | None = None
+
+
+def fit_training(train: Sequence[Example] | None, seed: int = 0) -> Fit:
+    """Fit on ``train`` once for a whole evaluation (every dataset of it shares the model)."""
+    if not train:
+        return Fit()
+    try:
+        return Fit(fit_response_only(train, seed))
+    except ValueError as e:
+        return Fit(error=str(e))
 
 
 def _training_pairs(examples: Sequence[Example]) -> tuple[list[str], list[int]]:
@@ -90,7 +119,7 @@ def _fold(group: str, seed: int) -> int:
 
 
 def surface_scores(
-    examples: Sequence[Example], groups: Mapping[str, str], train: Sequence[Example] | None, *, seed: int = 0
+    examples: Sequence[Example], groups: Mapping[str, str], fit: Fit, *, seed: int = 0
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, Any]]:
     """Per example id, each surface judge's response scores; and how the classifier was fitted.
 
@@ -98,30 +127,25 @@ def surface_scores(
     a duplicated item is never scored by a model fitted on its copy.
     """
     out = {ex.id: {"longest": length_scores(ex, True), "shortest": length_scores(ex, False)} for ex in examples}
-    info: dict[str, Any] = {}
-    try:
-        if train:
-            model = fit_response_only(train, seed)
-            for ex in examples:
-                out[ex.id]["response_only"] = model.scores(ex)
-            info = {"fitted_on": model.fitted_on, "train_responses": model.n_train}
-        else:
-            n_train = 0
-            for f in range(FOLDS):
-                rest = [ex for ex in examples if _fold(groups[ex.id], seed) != f]
-                held = [ex for ex in examples if _fold(groups[ex.id], seed) == f]
-                if not held:
-                    continue
-                model = fit_response_only(rest, seed)
-                n_train += model.n_train
-                for ex in held:
-                    out[ex.id]["response_only"] = model.scores(ex)
-            info = {"fitted_on": f"cross-fitted on the evaluation items ({FOLDS} folds by content group)",
-                    "train_responses": n_train // FOLDS}
-    except ValueError as e:
+    if fit.model is not None:
+        for ex, sc in zip(examples, fit.model.score_all(examples)):
+            out[ex.id]["response_only"] = sc
+        return out, {"fitted_on": fit.model.fitted_on, "train_responses": fit.model.n_train}
+    if fit.error is not None:
         # One class only (every response right, or a rating set): no classifier can be fitted, and the
         # report says so instead of inventing a figure.
-        for ex in examples:
-            out[ex.id].pop("response_only", None)
-        info = {"fitted_on": None, "error": str(e)}
-    return out, info
+        return out, {"fitted_on": None, "error": fit.error}
+    folds = [[ex for ex in examples if _fold(groups[ex.id], seed) == f] for f in range(FOLDS)]
+    n_train, scored = 0, {}
+    try:
+        for f, held in enumerate(folds):
+            if held:
+                model = fit_response_only([ex for g, fold in enumerate(folds) if g != f for ex in fold], seed)
+                n_train += model.n_train
+                scored.update((ex.id, sc) for ex, sc in zip(held, model.score_all(held)))
+    except ValueError as e:
+        return out, {"fitted_on": None, "error": str(e)}
+    for i, sc in scored.items():
+        out[i]["response_only"] = sc
+    return out, {"fitted_on": f"cross-fitted on the evaluation items ({FOLDS} folds by content group)",
+                 "train_responses": n_train // FOLDS}
