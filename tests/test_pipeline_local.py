@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 
 import pytest
 
@@ -23,10 +24,26 @@ def local_run(tmp_path_factory):
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     run_dir = tmp_path_factory.mktemp("pipeline")
-    # Four evaluation items cannot put an interval above the position baselines, which the gate
-    # requires by default; this run checks the wiring, so that one rule is off (and recorded).
-    return run_local("tiny", run_dir, overrides=FAST, sources=["builtin:verifiable?n=24&seed=1&categories=string_ops&modes=uppercase"],
-                     tracking_uri=None, params={"require_above_baselines": False})
+    # As after an in-process training stage (spct reproduce, a notebook): this process holds a
+    # rendezvous port and names it in its environment. The tasks must not inherit it.
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    before = {k: os.environ.get(k) for k in ("MASTER_PORT", "WORLD_SIZE")}
+    os.environ.update(MASTER_PORT=str(held.getsockname()[1]), WORLD_SIZE="1")
+    try:
+        # Four evaluation items cannot put an interval above the position baselines, which the gate
+        # requires by default; this run checks the wiring, so that one rule is off (and recorded).
+        return run_local("tiny", run_dir, overrides=FAST,
+                         sources=["builtin:verifiable?n=24&seed=1&categories=string_ops&modes=uppercase"],
+                         tracking_uri=None, params={"require_above_baselines": False})
+    finally:
+        held.close()
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def test_every_stage_left_its_artifacts(local_run):

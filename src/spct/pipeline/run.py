@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
+DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 # What a local run on this machine uses: the profile's own model and the embedded data.
 # The tiny model only learns the uppercase sub-kind (configs/tiny.yaml); seed 1 is the training seed.
@@ -115,6 +116,11 @@ def run_local(
     # Subprocess tasks inherit the environment: keep them offline and on this Python.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    # Each task is a lone process that picks its own rendezvous: a rank or port this process set for its
+    # own in-process training (spct.train.runtime.init_env) would send every task to a port this
+    # process's store still holds (EADDRINUSE in the cold start after an in-process stage).
+    for var in DIST_VARS:
+        os.environ.pop(var, None)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"), raise_on_error=True)
     start = time.perf_counter()
     with warnings.catch_warnings():
