@@ -18,11 +18,14 @@ def evaluate(
     report: Output[Markdown],
     scaling: Output[HTML],
     results: Output[Artifact],
+    coldstart: Input[Model] = None,
 ):
     """Greedy, Voting@k and MetaRM@k on the gate set: report.json/.md, scaling.png, samples, gate.json.
 
     The items are checked against what this run trained on (``curated``'s train split, and the
-    cold-start data when ``coldstart_steps`` > 0), which also fits the response-only baseline."""
+    cold-start data when ``coldstart_steps`` > 0), which also fits the response-only baseline.
+    With ``coldstart`` (the cold-start task's model), it is judged greedy beside the GRM on the same
+    items, with the paired difference: what RFT and GRPO added."""
     import base64
     import shutil
     from pathlib import Path
@@ -35,8 +38,9 @@ def evaluate(
     meta_dir = meta_dir / "model" if (meta_dir / "model").is_dir() else meta_dir
     sets = [str(o) for o in overrides]
     train = run_training_data(resolve_dir(curated.path), profile, sets, coldstart=coldstart_steps > 0)
+    start = find_model(resolve_dir(coldstart.path)) if coldstart is not None else None
     _, gate = evaluate_stage(find_model(resolve_dir(grm.path)), meta_dir, profile, sets, out,
-                             Tracking(tracking_uri, parent_run_id), train_data=train)
+                             Tracking(tracking_uri, parent_run_id), train_data=train, reference=start)
     metrics.log_metric("gate_accuracy", gate.accuracy)
     metrics.log_metric("gate_parse_rate", gate.parse_rate)
     shutil.copyfile(out / "report.md", report.path)

@@ -95,9 +95,11 @@ def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = 
             place(m)
 
             # The held-out guard and the response-only baseline read what this run trained on.
+            # With a cold-start task its model is judged beside the GRM: what RFT and GRPO added, paired.
             ev = evaluate(profile=profile, overrides=overrides, grm=g.outputs["model"], meta_rm=m.outputs["meta_rm"],
                           curated=cur.outputs["curated"], coldstart_steps=coldstart_steps if coldstart_stage else 0,
-                          tracking_uri=tracking_uri, parent_run_id=parent)
+                          tracking_uri=tracking_uri, parent_run_id=parent,
+                          **({"coldstart": cs.outputs["model"]} if coldstart_stage else {}))
             # Evaluation reads eval.data (/data/...) and samples on the GPUs of its own pod.
             gpu_task(ev.set_container_image(image), s, train=False, node_selector=gpu_node_selector,
                      tolerations=gpu_tolerations, data=True)

@@ -128,6 +128,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{OFFICIAL}::test_rmbench_equals_compute_accuracy",),
         "RM-Bench: hard accuracy includes the diagonal",
     ),
+    Mutation(
+        "l", "src/spct/evaluate/paired.py",
+        "_mean(a, drawn) - _mean(b, drawn) for drawn in",
+        "_mean(a, drawn) - _mean(b, rng.choices(common, k=len(common))) for drawn in",
+        ("tests/test_eval_paired.py::test_pairing_sees_a_gain_that_two_separate_intervals_cannot",),
+        "paired difference: the two columns resampled independently (an unpaired interval)",
+    ),
 )
 
 

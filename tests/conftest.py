@@ -73,3 +73,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if proc.poll() is None:
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The random-initialised tiny Llama and its tokenizer (``spct.engine.build_tiny``, seed 0), one per test module."""
+    from spct.engine import build_tiny
+
+    return build_tiny(0)

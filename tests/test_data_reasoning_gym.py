@@ -140,6 +140,9 @@ def test_load_dispatch_and_evaluation_name():
     taken: set[str] = set()
     assert dataset_name("reasoning-gym:gcd,letter_jumble?n=6&split=heldout", taken) == "gcd-letter_jumble"
     assert dataset_name("reasoning-gym:gcd,letter_jumble?n=9", taken) == "gcd-letter_jumble-2"
+    # another level is named by it; a long task list is shortened (the name heads table columns and MLflow keys)
+    assert dataset_name("reasoning-gym:gcd,letter_jumble?n=6&split=heldout&level=2", taken) == "gcd-letter_jumble-L2"
+    assert dataset_name("reasoning-gym:gcd,lcm,products,chain_sum?n=8", taken) == "gcd-and-3-more"
 
 
 def test_curated_parquet_round_trip(tmp_path):

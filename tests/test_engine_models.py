@@ -15,11 +15,6 @@ from spct.grm.prompt import build_chat, render  # noqa: E402
 from spct.types import Message, user  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return build_tiny(0)
-
-
 def test_build_tiny_is_deterministic():
     m1, t1 = build_tiny(0)
     m2, t2 = build_tiny(0)

@@ -1,4 +1,7 @@
-"""Batched sampling on the real tiny model: shapes, trimming, left padding, budget, seeds."""
+"""Batched sampling on the real tiny model: shapes, trimming, padding, budget, seeds.
+
+The shared-prefix layout itself (prefix | pad | suffix) is tested in test_engine_prefix.py.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +21,9 @@ GREEDY = SamplingParams(temperature=0.0, max_new_tokens=10)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return build_tiny(0)
-
-
-@pytest.fixture(scope="module")
 def prompts(tiny):
     _, tok = tiny
-    # Different lengths, so batching needs real left padding.
+    # Different lengths, so batching needs real padding (between the shared prefix and each suffix).
     items = [
         ("What is 2 + 2?", ["4", "5"]),
         ("Write a Python function that returns the square of a number, with a docstring.",

@@ -9,7 +9,7 @@ import pytest
 from spct.registry import client_for
 
 FAST = [
-    "rft.limit=6", "rft.n_samples=2", "rft.batch_size=2", "rft.micro_batch_size=2",
+    "rft.limit=12", "rft.n_samples=2", "rft.batch_size=2", "rft.micro_batch_size=2",
     "grpo.limit=4", "grpo.steps=1", "grpo.batch_size=2", "grpo.group_size=2", "grpo.micro_batch_size=2",
     "metarm.limit=4", "metarm.n_samples=2", "metarm.epochs=1", "metarm.batch_size=4", "metarm.micro_batch_size=4",
     "eval.limit=4",
@@ -36,6 +36,15 @@ def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
     md = (docs / "reproduce.md").read_text()
     assert "spct reproduce --profile tiny" in md and "| grpo | verifiable | voting@2 |" in md and "![accuracy" in md
     assert (docs / "reproduce.png").read_bytes()[:4] == b"\x89PNG"
+    # the differences that matter, each paired item for item on the same 4 items, with its interval
+    assert [d["difference_of"] for d in res.differences] == [
+        "RFT - cold start (greedy)", "GRPO - RFT (greedy)", "GRPO - cold start (greedy)", "Voting@2 - greedy (GRPO model)",
+        "MetaRM@2 - Voting@2 (GRPO model)", "Voting@2 - greedy (cold-start model)"]
+    for d in res.differences:
+        assert d["groups"] == 4 and d["only_a"] == d["only_b"] == 0
+        assert d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+        assert d["difference"] == pytest.approx(d["accuracy_a"] - d["accuracy_b"])
+    assert "## Differences, paired" in md and "| verifiable | GRPO - RFT (greedy) |" in md
     assert json.loads((tmp_path / "run" / "study.json").read_text())["rows"] == res.rows
     # the evaluations refused no item: the held-out check ran against every training set and passed
     report = json.loads((tmp_path / "run" / "eval" / "grpo" / "report.json").read_text())
@@ -50,6 +59,7 @@ def test_study_trains_the_chain_and_evaluates_every_stage(tmp_path):
     assert names == sorted(["coldstart", "rft", "grpo", "metarm", "study"] + ["evaluate"] * 4)
     study = next(r for r in nested if r.info.run_name == "study")
     assert "grpo/verifiable/voting_at_2" in study.data.metrics and "seconds/total" in study.data.metrics
+    assert "diff/verifiable/grpo_greedy-rft_greedy/ci95_low" in study.data.metrics
 
     # --resume keeps what the first sitting finished: no stage trains or evaluates again, same rows and seconds
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").glob("*/stage.json")}

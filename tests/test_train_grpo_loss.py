@@ -93,3 +93,35 @@ def test_completion_logps_do_not_depend_on_padding():
         alone = completion_logps(model, build_rollouts([prompts[i]], [completions[i]], [0.0], tok.pad_token_id))
         n = len(completions[i])
         assert torch.allclose(both[i, :n], alone[0, :n], atol=1e-5)
+
+
+def test_select_groups_takes_spread_first_in_sampling_order_then_fills_up():
+    from spct.train.grpo import select_groups
+
+    spread = [False, True, False, True, True, False]
+    assert select_groups(spread, 2) == [1, 3]  # enough with spread: the zero-spread groups are dropped
+    assert select_groups(spread, 3) == [1, 3, 4]
+    assert select_groups(spread, 5) == [0, 1, 2, 3, 4]  # too few: zero-spread ones make up the number
+    assert select_groups([False, False], 2) == [0, 1]
+
+
+def test_round_size_follows_the_spread_rate_seen_and_is_capped_at_a_batch():
+    from spct.train.grpo import round_size
+
+    assert round_size(0, 4, 8, 16) == 0  # nothing missing: no round
+    assert round_size(3, 1, 4, 16) == 12  # 1 in 4 had spread: 12 items to find 3 more
+    assert round_size(3, 1, 4, 8) == 8
+    assert round_size(1, 3, 8, 16) == 3  # ceil(1 x 8 / 3)
+    assert round_size(5, 0, 8, 16) == 16  # no spread yet: no rate to go by, a whole batch
+
+
+def test_stream_position_is_read_back_per_step_and_falls_back_to_whole_batches(tmp_path):
+    from spct.train.grpo import read_position, record_position
+
+    path = tmp_path / "checkpoints" / "stream_positions.jsonl"
+    assert read_position(path, 3, 16) == 48  # no record (a run from before): step x batch_size
+    record_position(path, 1, 23)
+    record_position(path, 2, 40)
+    with path.open("a") as f:
+        f.write('{"step": 3, "posi')  # a run killed mid-write: its checkpoint never completed either
+    assert [read_position(path, s, 16) for s in (0, 1, 2, 3)] == [0, 23, 40, 48]

@@ -121,3 +121,52 @@ def test_sft_loss_is_on_completion_tokens_only():
 
         train_sft(None, None, [], stage="x", steps=1, lr=1.0, batch_size=1, micro_batch_size=1, train=None,
                   lora=None, out_dir=None, device=None, logger=None, config={})  # fmt: skip
+
+
+def test_keep_rates_count_items_with_a_kept_trajectory_and_trajectories_kept():
+    from spct.train.rft import keep_rates, merge
+
+    t1, o1 = label_item(example(), [sample(RIGHT), sample(NO_BOX)])  # kept
+    t2, o2 = label_item(example(), [sample(RIGHT)] * 2)  # too easy
+    t3, o3 = label_item(example(), [sample(TIE)], [sample(RIGHT)])  # hinted
+    t4, o4 = label_item(example(), [sample(WRONG)], [sample(WRONG)])  # unsolved
+    c = count(t1 + t2 + t3 + t4, [o1, o2, o3, o4])
+    assert keep_rates(c) == {"keep_rate": 2 / 4, "trajectory_keep_rate": 2 / 8, "too_easy_rate": 1 / 4}
+    assert keep_rates(count([], [])) == {"keep_rate": 0.0, "trajectory_keep_rate": 0.0, "too_easy_rate": 0.0}
+
+    from spct.train.rft import RFTData
+
+    both = merge([RFTData(t1 + t2, count(t1 + t2, [o1, o2])), RFTData(t3 + t4, count(t3 + t4, [o3, o4]))])
+    assert both.counts == c and len(both.trajectories) == 8
+
+
+def counts_of(items, too_easy, kept):
+    return {**dict.fromkeys(REASONS, 0), "items": items, "items_too_easy": too_easy, "items_kept": kept,
+            "items_hinted": 0, "items_unsolved": items - too_easy - kept, "kept": kept}  # fmt: skip
+
+
+def test_next_level_rises_only_while_items_are_too_easy_and_too_few_are_kept():
+    from spct.train.config import RFTConfig
+    from spct.train.rft import next_level
+
+    cfg = RFTConfig(max_too_easy=0.5, min_keep_rate=0.25, curriculum_rounds=2)
+    easy = counts_of(10, 9, 1)
+    assert next_level(0, 5, easy, easy, cfg, 0) == 1
+    assert next_level(0, 5, easy, easy, cfg, 2) is None  # rounds spent
+    assert next_level(5, 5, easy, easy, cfg, 0) is None  # the top level
+    assert next_level(0, 5, counts_of(10, 5, 1), counts_of(10, 5, 1), cfg, 0) is None  # half too easy: not above 0.5
+    assert next_level(0, 5, counts_of(10, 1, 1), counts_of(10, 1, 1), cfg, 0) is None  # mostly unsolved: harder won't help
+    assert next_level(1, 5, counts_of(20, 12, 6), easy, cfg, 1) is None  # 6 of 20 kept overall: target met
+
+
+def test_with_level_rewrites_only_the_level_of_a_reasoning_gym_spec():
+    from spct.data.reasoning_gym import max_level, parse_spec, with_level
+    from spct.train.rft import top_level
+
+    spec = "reasoning-gym:gcd,lcm?n=10&seed=3&split=train&level=1"
+    assert with_level(spec, 2) == "reasoning-gym:gcd,lcm?n=10&seed=3&split=train&level=2"
+    assert parse_spec(with_level("reasoning-gym:gcd", 4)) == {**parse_spec("reasoning-gym:gcd"), "level": 4}
+    with pytest.raises(ValueError, match="unknown option"):
+        with_level("reasoning-gym:gcd?lvl=1", 2)
+    assert top_level("reasoning-gym:gcd,leg_counting") == min(max_level("gcd"), max_level("leg_counting"))
+    assert top_level("reasoning-gym:leg_counting", 3) == 3

@@ -84,6 +84,10 @@ def print_results(report: dict[str, Any], title: str | None = None) -> None:
             console.print(f"{name}: {greedy_notes(e['results']['greedy'])}", highlight=False, soft_wrap=True)
         console.print(f"{name}: {data_notes(e)}", highlight=False, soft_wrap=True)
         console.print(f"{name}: held out from training: {heldout_note(e)}", highlight=False, soft_wrap=True)
+        for label, d in (e.get("differences") or {}).items():
+            lo, hi = d["ci95"]
+            console.print(f"{name}: {label}: {100 * d['difference']:+.1f} points, paired 95% CI {100 * lo:+.1f} to "
+                          f"{100 * hi:+.1f} ({d['groups']} distinct items)", highlight=False, soft_wrap=True)
 
 
 @app.command("eval")
@@ -106,6 +110,8 @@ def eval_command(
     allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Evaluate even if items are shared with the training data (the report says so)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Profile override key.sub=value; repeatable."),
     engine: str | None = typer.Option(None, "--engine", envvar="SPCT_ENGINE", help=ENGINE_HELP),
+    reference: str | None = typer.Option(None, "--reference", help="A second model spec (e.g. the cold start the GRM was trained from) judged greedy on the same items: a `<label>_greedy` column and the paired difference greedy - it."),
+    reference_label: str = typer.Option("reference", "--reference-label", help="Name of the --reference column (letters, digits, _)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Evaluate a GRM: greedy in every order, Voting@k, MetaRM@k; official rules, baselines, 95% intervals."""
@@ -153,11 +159,23 @@ def eval_command(
 
     from spct.evaluate.harness import evaluate
 
+    ref = None
+    if reference is not None:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_]+", reference_label):
+            _fail(f"--reference-label {reference_label!r}: use letters, digits and _ only (it names a report column)")
+        from spct.engine import Engine, ModelNotAvailable
+
+        try:
+            ref = (reference_label, Engine.load(reference, dtype=prof.model.dtype, device=prof.model.device))
+        except (ModelNotAvailable, OSError, ValueError) as e:
+            _fail(f"--reference {reference}: {e}")
     gen = load_engine(prof, engine)
     remote = str(getattr(gen, "name", "")).startswith("openai:")
     model_name = f"{prof.model.spec} via {gen.name}" if remote else prof.model.spec
     report = evaluate(gen, datasets, settings, meta_rm=meta, out_dir=out, progress=progress, model=model_name, data_info=info,
-                      train=train)
+                      train=train, reference=ref)
     print_results(report)
     console.print(f"report: {out / 'report.md'}")
 

@@ -646,6 +646,19 @@ def parse_spec(spec: str) -> dict[str, Any]:
             "n_responses": integer(q, "responses", 2)}
 
 
+def with_level(spec: str, level: int) -> str:
+    """``spec`` at curriculum ``level``: the same tasks and options as written, ``level=`` replaced
+    (or added). RFT's curriculum raises the level of its training spec with it."""
+    from urllib.parse import parse_qsl, urlencode
+
+    parse_spec(spec)  # refuse a malformed spec here, not when the new level is loaded
+    if level < 0:
+        raise ValueError(f"level must be >= 0, got {level}")
+    names, _, query = spec.removeprefix(PREFIX).partition("?")
+    options = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "level"]
+    return f"{PREFIX}{names}?{urlencode([*options, ('level', str(level))])}"
+
+
 def load_spec(spec: str) -> list[Example]:
     """The items a ``reasoning-gym:...`` spec names."""
     return generate_reasoning_gym(**parse_spec(spec))

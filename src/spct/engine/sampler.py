@@ -1,20 +1,29 @@
 """Batched sampling: the one generation path RFT, GRPO, evaluation and serving share.
 
 All (prompt, sample) requests of a call are generated together. Requests are
-sorted by prompt length, cut into micro-batches that fit ``token_budget``
-padded tokens, left-padded, and each micro-batch is ONE ``model.generate``.
-Identical prompts inside a micro-batch (the ``n`` samples of a prompt, or
-repeated shuffles) are prefilled once and their KV cache is copied to every
-sample: on CPU the prompt forward dominates, so this is most of the speed-up
-over a loop of single generations.
+sorted by prompt length and cut into micro-batches that fit ``token_budget``
+padded tokens. Judge prompts begin with the same ~180 tokens (chat template
+system line + judge instruction), so each micro-batch is laid out as shared
+prefix | padding | own suffix: the prefix is prefilled once at batch 1 and its
+KV cache copied to every row, then each distinct suffix (identical prompts, the
+``n`` samples of one, share one) is prefilled once and its cache copied to
+every sample. The padding sits between prefix and suffix, masked out, and
+position ids count real tokens only, so every row sees the positions it would
+unpadded. Decoding then runs in ``model.generate`` calls of ``DECODE_CHUNK``
+steps, each continuing from the cache, and rows that have stopped leave the
+batch between calls instead of being computed until the longest critique of
+the batch is done. On the demo's evaluation (docs/benchmarks.md) the prefill
+was about a third of the time and decoding finished rows most of the rest.
 
 Under DeepSpeed ZeRO-3 with several ranks every forward pass is a collective (the
 layers' parameters are gathered from all ranks), so ranks must make the same number
 of forward calls even when they hold different prompts: ``generate`` then runs the
 same number of micro-batches on every rank (padding with a discarded copy of the
-first one) and ``model.generate(synced_gpus=True)`` keeps a finished rank stepping
-until all are done. Otherwise the first rank to finish would leave the others
-waiting forever in an all-gather.
+first one), each micro-batch makes exactly one prefix and one suffix forward, every
+rank makes the same ``generate`` calls (a rank with nothing left to decode makes a
+throwaway one while a peer decodes on), and ``model.generate(synced_gpus=True)``
+keeps a finished rank stepping until all are done. Otherwise the first rank to
+finish would leave the others waiting forever in an all-gather.
 """
 
 from __future__ import annotations
@@ -136,42 +145,183 @@ def _all_max(values: Sequence[int], device: Any) -> list[int]:
     return [int(v) for v in t.tolist()]
 
 
+def cache_kwarg(model: Any) -> str:
+    """The keyword ``model``'s forward (and so ``generate``) takes the KV cache under.
+
+    transformers renames ``past_key_values`` to ``cache`` from 5.24 and drops the old name in
+    5.40/6.0, so the name is read from the installed model's signature rather than assumed.
+    Wrappers whose forward is ``(*args, **kwargs)`` (PEFT, DeepSpeed) are unwrapped to the model
+    that names it; a model naming neither gets the old name, which every version before 5.24 takes.
+    """
+    import inspect
+
+    seen: set[int] = set()
+    m = model
+    while m is not None and id(m) not in seen:
+        seen.add(id(m))
+        try:
+            params = inspect.signature(m.forward).parameters
+        except (AttributeError, TypeError, ValueError):
+            params = {}
+        for name in ("cache", "past_key_values"):  # the new name first: 5.24-5.39 take both, warning on the old
+            if name in params:
+                return name
+        get_base = getattr(m, "get_base_model", None)  # PEFT
+        inner = get_base() if callable(get_base) else None
+        for attr in ("module", "model"):  # DeepSpeed/DDP engines; PEFT's inner LoraModel
+            if inner is None or inner is m:
+                inner = getattr(m, attr, None)
+        m = inner
+    return "past_key_values"
+
+
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix every row shares.
+
+    >>> common_prefix([[1, 2, 3], [1, 2, 4, 5], [1, 2]])
+    2
+    """
+    first, n = rows[0], min(len(r) for r in rows)
+    for r in rows[1:]:
+        j = 0
+        while j < n and r[j] == first[j]:
+            j += 1
+        n = j
+    return n
+
+
+def layout(rows: Sequence[Sequence[int]], pad: int, min_suffix: int = 1) -> tuple[int, list[list[int]], list[list[int]]]:
+    """``(prefix length, ids, mask)``: each row as shared prefix | padding | its own suffix.
+
+    Every row keeps at least ``min_suffix`` tokens after the prefix: ``generate`` feeds the last
+    prompt token itself, and in lockstep each rank must also have a suffix forward to make.
+    The prefix is cut from each prompt's own tokenisation, so prefix + suffix is exactly the
+    prompt's ids (no re-tokenised boundary that a BPE merge could change).
+
+    >>> layout([[7, 8, 1], [7, 8, 2, 3]], pad=0)
+    (2, [[7, 8, 0, 1], [7, 8, 2, 3]], [[1, 1, 0, 1], [1, 1, 1, 1]])
+    """
+    p = max(0, min(common_prefix(rows), min(len(r) for r in rows) - min_suffix))
+    s_width = max(max(len(r) - p for r in rows), min_suffix)
+    ids, mask = [], []
+    for r in rows:
+        gap = s_width - (len(r) - p)
+        ids.append(list(r[:p]) + [pad] * gap + list(r[p:]))
+        mask.append([1] * p + [0] * gap + [1] * (len(r) - p))
+    return p, ids, mask
+
+
+# Decode steps per generate() call; finished rows leave the batch between calls. Fewer steps waste
+# less on finished rows but copy the cache and set up generate() more often.
+DECODE_CHUNK = 16
+
+
 def _run_batch(
-    model: Any, tokenizer: Any, rows: list[list[int]], gen_config: Any, decode_steps: int, synced: bool = False
+    model: Any,
+    tokenizer: Any,
+    rows: list[list[int]],
+    gen_config: Any,
+    decode_steps: int,
+    synced: bool = False,
+    cache_name: str = "past_key_values",
 ) -> list[list[int]]:
-    """One micro-batch: prefill each distinct prompt once, copy its cache, one generate."""
+    """One micro-batch: the shared prefix prefilled once, each distinct suffix once, then decoded."""
     import torch
     from transformers import StaticCache
 
     unique: dict[tuple[int, ...], int] = {}
     owner = [unique.setdefault(tuple(r), len(unique)) for r in rows]
     distinct = [list(k) for k in unique]
-    # In lockstep every rank must make the prefill call, which needs two positions at least.
-    width = max(max(len(r) for r in distinct), 2 if synced else 1)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in distinct], device=model.device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in distinct], device=model.device)
+    # In lockstep every rank must make the suffix forward, which needs two suffix positions at least.
+    p, ids_l, mask_l = layout(distinct, tokenizer.pad_token_id, min_suffix=2 if synced else 1)
+    width = len(ids_l[0])
+    ids = torch.tensor(ids_l, device=model.device)
+    mask = torch.tensor(mask_l, device=model.device)
+    for r, row_ids, row_mask in zip(distinct, ids_l, mask_l):
+        assert [t for t, m in zip(row_ids, row_mask) if m] == r, "prefix | pad | suffix must be the prompt's own ids"
+    # The positions an unpadded prompt gets (pads do not count), so RoPE sees what it would alone;
+    # generate() derives the same from the mask's cumsum for the tokens it feeds.
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     take = torch.tensor(owner, device=model.device)
 
-    cache = None
-    if width > 1:
-        # Prefill all but the last token; generate() then feeds the last one and decodes.
-        # A pre-allocated cache: a growing one is re-concatenated at every decode step,
-        # which copies every row's whole KV history (a third of decode time at 32 rows).
-        # In lockstep a finished rank keeps stepping until the slowest peer is done: room for its steps too.
-        cache = StaticCache(config=model.config, max_cache_len=width + decode_steps)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        model(
-            input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-            past_key_values=cache, use_cache=True, logits_to_keep=1,
-        )
-        if len(distinct) != len(rows):
-            cache.reorder_cache(take)
-    out = model.generate(
-        input_ids=ids[take], attention_mask=mask[take], past_key_values=cache, generation_config=gen_config,
-        synced_gpus=synced,
-    )
-    return out[:, width:].tolist()
+    # A pre-allocated cache: a growing one is re-concatenated at every decode step, which copies
+    # every row's whole KV history (a third of decode time at 32 rows). In lockstep a finished
+    # rank keeps stepping until the slowest peer is done: room for its steps too.
+    cache = StaticCache(config=model.config, max_cache_len=width + decode_steps)
+    kw = {cache_name: cache, "use_cache": True, "logits_to_keep": 1}
+    if p:
+        # The judge instruction (~180 tokens, identical for every item) is computed once, at batch 1,
+        # and its KV copied to every distinct prompt: it was two thirds of every prompt's prefill.
+        model(input_ids=ids[:1, :p], attention_mask=mask[:1, :p], position_ids=positions[:1, :p], **kw)
+        if len(distinct) > 1:
+            cache.reorder_cache(torch.zeros(len(distinct), dtype=torch.long, device=model.device))
+    elif synced:
+        # No shared prefix here, but a peer may have one: make the same forward call it makes.
+        model(input_ids=ids[:1, :1], use_cache=False, logits_to_keep=1)
+    if width - 1 > p:
+        # Each distinct suffix, all but its last token (generate() feeds that one and decodes).
+        model(input_ids=ids[:, p:-1], attention_mask=mask[:, :-1], position_ids=positions[:, p:-1], **kw)
+    if len(distinct) != len(rows):
+        cache.reorder_cache(take)  # identical prompts (the n samples of one) share one prefill
+    return _decode(model, ids[take], mask[take], cache, gen_config, decode_steps, synced, cache_name)
+
+
+def _decode(
+    model: Any, ids: Any, mask: Any, cache: Any, gen_config: Any, decode_steps: int, synced: bool, cache_name: str
+) -> list[list[int]]:
+    """Decode ``ids`` (prompts, last token not yet in ``cache``) in ``generate`` calls of ``DECODE_CHUNK``
+    steps, dropping the rows that have stopped between calls; the new tokens of every row.
+
+    One ``generate`` for the whole batch keeps computing a row that has stopped until the
+    longest is done, and judge critiques differ in length (the demo base model's from about
+    20 to 128 tokens): most of a batch's decode steps could go to finished rows. Each call
+    continues from the cache (``generate`` feeds the last token and derives positions from
+    the mask), so a row's tokens are what one long call would give it.
+    """
+    import copy
+
+    import torch
+
+    stops = torch.tensor(gen_config.eos_token_id, device=ids.device)
+    own_max, min_new = gen_config.max_new_tokens, gen_config.min_new_tokens or 0
+    new: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    active = list(range(ids.shape[0]))  # the output row of each batch position
+    spare = ids[:1, -1:]  # a one-token input for the lockstep filler below
+    done = 0
+    while True:
+        # In lockstep every rank takes the same chunk (decode_steps is the ranks' maximum).
+        chunk = min(DECODE_CHUNK, decode_steps - done)
+        steps = min(chunk, own_max - done)
+        cfg = copy.deepcopy(gen_config)
+        if active and steps > 0:
+            cfg.max_new_tokens = steps
+            cfg.min_new_tokens = min(max(min_new - done, 0), steps) or None
+            seq = model.generate(
+                input_ids=ids, attention_mask=mask, generation_config=cfg, synced_gpus=synced, **{cache_name: cache}
+            )
+            tail = seq[:, ids.shape[1]:]
+            for pos, row in enumerate(active):
+                new[row] += tail[pos].tolist()
+            # A row stops at a stop token; generate() pads it after that and _trim cuts there.
+            keep = (~torch.isin(tail, stops).any(-1)).nonzero().flatten()
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], tail.shape[1])], -1)
+            ids = seq
+            if len(keep) < len(active):
+                if len(keep):
+                    cache.reorder_cache(keep)
+                ids, mask = ids[keep], mask[keep]
+                active = [active[i] for i in keep.tolist()]
+        elif synced:
+            # Nothing left to decode here while a peer decodes on: a throwaway generate() of the same
+            # chunk, whose synced steps follow the peers' one for one; its output is dropped.
+            cfg.max_new_tokens, cfg.min_new_tokens = chunk, None
+            model.generate(input_ids=spare, attention_mask=torch.ones_like(spare), generation_config=cfg, synced_gpus=True)
+        done += chunk
+        more = bool(active) and done < own_max
+        if synced:
+            more = done < decode_steps and _all_max([int(more)], ids.device)[0] > 0
+        if not more:
+            return new
 
 
 def _trim(ids: list[int], stops: set[int], pad: int | None) -> tuple[list[int], bool]:
@@ -209,6 +359,7 @@ def generate(
     gen_config = _generation_config(tokenizer, params, stops)
     devices = [model.device.index or 0] if model.device.type == "cuda" else []
     synced = zero3_world(model) > 1
+    cache_name = cache_kwarg(model)
     n_batches, decode_steps = (
         _all_max([len(batches), params.max_new_tokens], model.device) if synced else (len(batches), params.max_new_tokens)
     )
@@ -223,7 +374,7 @@ def generate(
             rows = [encoded[requests[r]] for r in (batch if batch is not None else batches[0][:1])]
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(params.seed + b)
-                outs = _run_batch(model, tokenizer, rows, gen_config, decode_steps, synced=synced)
+                outs = _run_batch(model, tokenizer, rows, gen_config, decode_steps, synced=synced, cache_name=cache_name)
             for r, ids in zip(batch or [], outs):
                 completions[r] = ids
 

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from spct.engine.sampler import SamplingParams
 from spct.evaluate.heldout import content_key
-from spct.evaluate.scoring import Outcome, benchmark_of, headline, is_rating, score
+from spct.evaluate.paired import MEAN_OF_JUDGMENTS, group_credit, paired_difference
+from spct.evaluate.scoring import Outcome, benchmark_of, credit_rule, headline, is_rating, score
 from spct.evaluate.surface import SURFACE_BASELINES, Fit, fit_training, surface_scores
 from spct.grm.judge import JudgeItem, Sample, Verdict, decide, judge, rotations
 from spct.grm.parse import Judgment
@@ -79,9 +80,18 @@ def dataset_name(spec: str, taken: set[str]) -> str:
     A builtin's options (``?n=80&seed=0...``) stay out of the name, which heads a table column and
     prefixes MLflow metric keys; the whole spec is kept as the dataset's ``path`` in the report.
     """
-    if spec.startswith(("builtin:", "reasoning-gym:")):
-        # A reasoning-gym spec is named by its task list; "-" joins it, as MLflow keys refuse commas.
-        base = spec.partition(":")[2].partition("?")[0].replace(",", "-")
+    if spec.startswith("reasoning-gym:"):
+        # Named by its task list ("-" joins it: MLflow keys refuse commas), shortened past three tasks,
+        # and by its curriculum level when not 0, so the same tasks at two levels get telling names.
+        from urllib.parse import parse_qs
+
+        names, _, query = spec.partition(":")[2].partition("?")
+        tasks = names.split(",")
+        base = "-".join(tasks) if len(tasks) <= 3 else f"{tasks[0]}-and-{len(tasks) - 1}-more"
+        level = parse_qs(query).get("level", ["0"])[-1]
+        base += f"-L{level}" if level != "0" else ""
+    elif spec.startswith("builtin:"):
+        base = spec.partition(":")[2].partition("?")[0]
     else:
         base = Path(spec.rstrip("/")).name.split(".")[0]
     name, i = base or spec, 2
@@ -318,6 +328,10 @@ def column(j: Judgments, benchmark: str, settings: EvalSettings, ctx: DatasetCon
     # the question (position or surface): matching a capital-letter counter is no gain.
     res["above_baselines"] = res["ci95"] is not None and res["ci95"][0] > base["official"][best_name]
     res |= breakdowns(j, benchmark, surface.get("response_only"))
+    if benchmark in MEAN_OF_JUDGMENTS:
+        # Per content group: official credit summed and judgments counted, so two columns judged on the
+        # same items can be differenced pair-wise (spct.evaluate.paired; the study's difference table).
+        res["by_group"] = group_credit(j.outcomes, ctx.groups, credit_rule(benchmark, "official"))
     return res
 
 
@@ -395,11 +409,15 @@ def evaluate_dataset(
     meta_rm: MetaRM | None = None,
     progress: bool = True,
     surface_fit: Fit | None = None,
+    reference: tuple[str, "Engine"] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score one dataset; returns its report entry and its samples.jsonl records.
 
     ``surface_fit`` (:func:`spct.evaluate.surface.fit_training` of the items the model trained on)
     is the response-only baseline; without one it is cross-fitted on the evaluation items themselves.
+    ``reference`` = (label, engine): a second model (the cold start a chain began from) judged greedy
+    in every order on the same items, as the column ``{label}_greedy``, and the paired difference of
+    the model's greedy column minus it in ``entry["differences"]``.
     """
     start = time.perf_counter()
     examples = take(examples, settings.limit)
@@ -422,15 +440,25 @@ def evaluate_dataset(
     results: dict[str, dict[str, Any]] = {}
     tokens: list[int] = []
 
-    if settings.greedy:
+    def greedy_column(eng: "Engine", mode: str) -> tuple[dict[str, Any], list[Sample]]:
         items = [JudgeItem(ex.messages, ex.responses, orders=rotations(ex.n)) for ex in examples]
-        rows = [j.samples for j in judge(engine, items, settings.params(greedy=True), progress=progress)]
-        results["greedy"] = column(per_order(examples, [it.key for it in items], rows, seed=seed), benchmark, settings, ctx)
-        results["greedy"].update(orders="every rotation", **position_stats(examples, rows))
-        flat = [s for row in rows for s in row]
+        rows = [j.samples for j in judge(eng, items, settings.params(greedy=True), progress=progress)]
+        res = column(per_order(examples, [it.key for it in items], rows, seed=seed), benchmark, settings, ctx)
+        res.update(orders="every rotation", **position_stats(examples, rows))
+        records.extend(sample_record(name, ex, j, s, mode) for ex, row in zip(examples, rows) for j, s in enumerate(row))
+        return res, [s for row in rows for s in row]
+
+    if settings.greedy:
+        results["greedy"], flat = greedy_column(engine, "greedy")
         entry["greedy_parse_rate"] = _rate(s.scores is not None for s in flat)
         tokens += [s.completion_tokens for s in flat]
-        records += [sample_record(name, ex, j, s, "greedy") for ex, row in zip(examples, rows) for j, s in enumerate(row)]
+    if reference is not None:
+        label, ref_engine = reference
+        results[f"{label}_greedy"], flat = greedy_column(ref_engine, f"{label}_greedy")
+        entry[f"{label}_greedy_parse_rate"] = _rate(s.scores is not None for s in flat)
+        if "by_group" in results.get("greedy", {}) and "by_group" in results[f"{label}_greedy"]:
+            entry["differences"] = {f"greedy - {label}_greedy": paired_difference(
+                results["greedy"]["by_group"], results[f"{label}_greedy"]["by_group"], seed=seed)}
 
     kmax = max(settings.ks)
     k_meta = (settings.k_meta or default_k_meta(kmax)) if meta_rm is not None else None
@@ -485,9 +513,12 @@ def evaluate(
     model: str | None = None,
     data_info: Mapping[str, Mapping[str, Any]] | None = None,
     train: Sequence[Example] | None = None,
+    reference: tuple[str, "Engine"] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every dataset; with ``out_dir``, also write report.json/.md, scaling.png, samples.jsonl.
 
+    ``reference`` = (label, engine): another model judged greedy beside this one on every dataset
+    (see :func:`evaluate_dataset`), e.g. the cold start, so the report shows what the later stages added.
     ``data_info`` (by dataset name) is copied into each entry's ``data`` field: where it came
     from, how many records the loader skipped, and the held-out check's result. ``train`` (the
     training items) fits the response-only baseline (see :func:`evaluate_dataset`).
@@ -500,13 +531,14 @@ def evaluate(
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": asdict(settings),
         "meta_rm": meta_rm is not None,
+        **({"reference": {"label": reference[0], "model": getattr(reference[1], "name", None)}} if reference else {}),
         "datasets": {},
     }
     all_records: list[dict[str, Any]] = []
     fit = fit_training(train, settings.sampling.seed)  # once: every dataset is held against the same training items
     for name, examples in datasets.items():
         entry, records = evaluate_dataset(engine, name, examples, settings, meta_rm=meta_rm, progress=progress,
-                                          surface_fit=fit)
+                                          surface_fit=fit, reference=reference)
         if data_info and name in data_info:
             entry["data"] = dict(data_info[name])
         report["datasets"][name] = entry

@@ -37,7 +37,8 @@ def columns(report: Mapping[str, Any]) -> list[str]:
     keys: set[str] = set()
     for entry in report["datasets"].values():
         keys |= set(entry.get("results", {}))
-    order = {"greedy": (0, 0), **{k: (1 if m.group(1) == "voting" else 2, int(m.group(2))) for k in keys if (m := _K.match(k))}}
+    order = {"greedy": (0, 0), **{k: (0, 1) for k in keys if k.endswith("_greedy")},  # a reference model's, beside it
+             **{k: (1 if m.group(1) == "voting" else 2, int(m.group(2))) for k in keys if (m := _K.match(k))}}
     return sorted(keys, key=lambda k: order.get(k, (3, 0)))
 
 
@@ -100,6 +101,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         for c in cols:
             if c in e.get("results", {}):
                 lines.append(f"| {name} | {e['benchmark']} | {c} | " + " | ".join(result_row(e["results"][c])) + " |")
+    diffs = [(name, label, d) for name, e in report["datasets"].items() for label, d in (e.get("differences") or {}).items()]
+    if diffs:
+        ref = report.get("reference") or {}
+        lines += ["", f"Paired differences (the same items, a bootstrap over distinct items drawing both columns together; "
+                  f"`{ref.get('label', 'reference')}` = {ref.get('model') or 'the reference model'}):", "",
+                  "| dataset | difference | points | paired 95% CI | distinct items |", "|---|---|---:|---:|---:|"]
+        for name, label, d in diffs:
+            ci = d.get("ci95") or [float("nan")] * 2
+            lines.append(f"| {name} | {label} | {100 * d['difference']:+.1f} | {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f} | "
+                         f"{d['groups']} |")
     lines += ["", "| dataset | parse rate | greedy parse rate | examples | tokens | seconds | held out |", "|---|---:|---:|---:|---:|---:|---|"]
     for name, e in report["datasets"].items():
         lines.append(

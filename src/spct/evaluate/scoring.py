@@ -622,7 +622,8 @@ def benchmark_of(examples: Sequence[Example]) -> str:
     return "generic"
 
 
-def _credit(name: str, rule: str) -> Credit:
+def credit_rule(name: str, rule: str) -> Credit:
+    """The per-judgment credit benchmark ``name`` scores with under ``rule`` (official or paper)."""
     if rule not in RULE_NAMES:
         raise ValueError(f"unknown rule {rule!r} (use {' or '.join(RULE_NAMES)})")
     if rule == "paper":
@@ -640,7 +641,7 @@ def _name(outcomes: Sequence[Outcome], benchmark: str | None) -> str:
 def headline(outcomes: Sequence[Outcome], benchmark: str | None = None, rule: str = "official") -> float:
     """The headline accuracy alone (no breakdowns), for bootstrap resamples."""
     name = _name(outcomes, benchmark)
-    return float(SCORERS[name](outcomes, _credit(name, rule), full=False)["accuracy"])
+    return float(SCORERS[name](outcomes, credit_rule(name, rule), full=False)["accuracy"])
 
 
 def score(outcomes: Sequence[Outcome], benchmark: str | None = None) -> Score:
@@ -650,6 +651,6 @@ def score(outcomes: Sequence[Outcome], benchmark: str | None = None) -> Score:
     headline under the paper's protocol (the seeded pick, ties broken at random).
     """
     name = _name(outcomes, benchmark)
-    full = SCORERS[name](outcomes, _credit(name, "official"), full=True)
+    full = SCORERS[name](outcomes, credit_rule(name, "official"), full=True)
     paper = SCORERS[name](outcomes, credit_paper, full=False)["accuracy"]
     return {"benchmark": name, "rule": RULES[name], **full, "accuracy_paper": paper}

@@ -33,6 +33,7 @@ class StudyResult:
     rows: list[dict[str, Any]]
     seconds: dict[str, float]
     files: dict[str, str] = field(default_factory=dict)
+    differences: list[dict[str, Any]] = field(default_factory=list)
 
 
 def study_rows(reports: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -58,6 +59,51 @@ def render_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The differences a reader of the study asks about, each as (label, minuend, subtrahend) with
+# minuend/subtrahend = (stage, column); "@K" is the study's largest k up to 8 (the paper's Voting@8).
+DIFFERENCES = (
+    ("RFT - cold start (greedy)", ("rft", "greedy"), ("coldstart", "greedy")),
+    ("GRPO - RFT (greedy)", ("grpo", "greedy"), ("rft", "greedy")),
+    ("GRPO - cold start (greedy)", ("grpo", "greedy"), ("coldstart", "greedy")),
+    ("Voting@K - greedy (GRPO model)", ("grpo", "voting@K"), ("grpo", "greedy")),
+    ("MetaRM@K - Voting@K (GRPO model)", ("grpo", "metarm@K"), ("grpo", "voting@K")),
+    ("Voting@K - greedy (cold-start model)", ("coldstart", "voting@K"), ("coldstart", "greedy")),
+)
+
+
+def study_differences(rows: Sequence[Mapping[str, Any]], ks: Sequence[int], *, seed: int = 0) -> list[dict[str, Any]]:
+    """Paired bootstrap differences (:func:`spct.evaluate.paired.paired_difference`) of :data:`DIFFERENCES`
+    per dataset, on the items both columns judged; a pair whose columns are missing (no meta RM, a
+    benchmark without per-group credit) is left out."""
+    from spct.evaluate.paired import paired_difference
+
+    big = max([k for k in ks if k <= 8] or list(ks))
+    cells = {(r["dataset"], r["stage"], r["column"]): r["result"] for r in rows}
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for label, a, b in DIFFERENCES:
+            ra, rb = (cells.get((dataset, st, col.replace("@K", f"@{big}"))) for st, col in (a, b))
+            if not ra or not rb or "by_group" not in ra or "by_group" not in rb:
+                continue
+            d = paired_difference(ra["by_group"], rb["by_group"], seed=seed)
+            out.append({"dataset": dataset, "difference_of": label.replace("@K", f"@{big}"),
+                        "a": [a[0], a[1].replace("@K", f"@{big}")], "b": [b[0], b[1].replace("@K", f"@{big}")],
+                        "accuracy_a": ra["accuracy"], "accuracy_b": rb["accuracy"], **d})  # fmt: skip
+    return out
+
+
+def render_differences(diffs: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown: each difference in points with its paired 95% interval and whether it clears zero."""
+    lines = ["| dataset | difference | a | b | a - b (points) | paired 95% CI | distinct items | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for d in diffs:
+        ci = d["ci95"] or [float("nan")] * 2
+        verdict = "above 0" if d["above_zero"] else "below 0" if d["below_zero"] else "not resolved (0 inside)"
+        lines.append(f"| {d['dataset']} | {d['difference_of']} | {100 * d['accuracy_a']:.1f} | {100 * d['accuracy_b']:.1f} | "
+                     f"{100 * d['difference']:+.1f} | {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f} | {d['groups']} | {verdict} |")
+    return "\n".join(lines)
+
+
 def plot_study(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
     """Accuracy against k, one colour per stage: Voting@k solid, MetaRM@k dashed, greedy an x at k=1;
     bars are 95% intervals, the dotted line the best position-only baseline of any column."""
@@ -69,6 +115,8 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> Non
     from spct.evaluate.report import error_bars
 
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
+    first = rows[0]["dataset"] if rows else None  # the main held-out set; other sets are in the table
+    rows = [r for r in rows if r["dataset"] == first]
     stages = [s for s in STAGE_ORDER if any(r["stage"] == s for r in rows)]
     for i, stage in enumerate(stages):
         res = {r["column"]: r["result"] for r in rows if r["stage"] == stage}
@@ -173,13 +221,17 @@ def run_study(
         reports = {stage: json.loads((run_dir / "eval" / stage / "report.json").read_text()) for stage in STAGE_ORDER}
         rows = study_rows(reports)
         seconds["total"] = round(sum(seconds.values()), 1)
-        result = StudyResult(run_dir, uri, run_id, rows, seconds)
+        result = StudyResult(run_dir, uri, run_id, rows, seconds, differences=study_differences(rows, sorted(set(ks))))
         result.files = write_study(result, prof, command, started, docs_dir)
         with stage_run(uri, run_id, "study") as log:
             for r in rows:
                 key, res = f"{r['stage']}/{r['dataset']}/{r['column']}".replace("@", "_at_"), r["result"]
                 ci = res.get("ci95") or [float("nan")] * 2
                 log.log_metrics({key: res["accuracy"], f"{key}/ci95_low": ci[0], f"{key}/ci95_high": ci[1]}, step=0)
+            for d in result.differences:
+                key = f"diff/{d['dataset']}/{d['a'][0]}_{d['a'][1]}-{d['b'][0]}_{d['b'][1]}".replace("@", "_at_")
+                log.log_metrics({key: d["difference"], f"{key}/ci95_low": d["ci95"][0], f"{key}/ci95_high": d["ci95"][1]},
+                                step=0)
             log.log_metrics({f"seconds/{k}": v for k, v in seconds.items()}, step=0)
             for f in result.files.values():
                 log.log_artifact(Path(f))
@@ -206,6 +258,11 @@ def write_study(result: StudyResult, prof: Any, command: str, started: datetime,
         "/ longest / shortest surface judges that read only the responses; `above baselines` only when the whole "
         "interval clears the best of them.", "",
         render_table(result.rows), "",
+        "## Differences, paired", "",
+        "Each difference is taken item for item on the same held-out items (a paired bootstrap over distinct "
+        "items, 2000 resamples): two models' separate intervals overlap long before their difference is in doubt. "
+        "A difference counts only when its whole interval is above (or below) zero.", "",
+        render_differences(result.differences) if result.differences else "(no pair of columns to difference)", "",
         "![accuracy against k per stage](reproduce.png)", "",
         "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()), "",
         f"MLflow: `mlflow ui --backend-store-uri {result.tracking_uri}` (experiment `spct-reproduce`, run `{result.run_id}`).",
@@ -219,6 +276,6 @@ def write_study(result: StudyResult, prof: Any, command: str, started: datetime,
         Path(docs_dir).mkdir(parents=True, exist_ok=True)
         for f in (md, png):
             files[f"docs/{f.name}"] = str(shutil.copy2(f, Path(docs_dir) / f.name))
-    (result.run_dir / "study.json").write_text(json.dumps({"rows": result.rows, "seconds": result.seconds}, indent=2) + "\n")
+    (result.run_dir / "study.json").write_text(json.dumps({"rows": result.rows, "differences": result.differences, "seconds": result.seconds}, indent=2) + "\n")
     files["study.json"] = str(result.run_dir / "study.json")
     return files

@@ -20,11 +20,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[3]
 DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
-# What a local run on this machine uses: the profile's own model and the embedded data.
-# The tiny model only learns the uppercase sub-kind (configs/tiny.yaml); seed 1 is the training seed.
+# What a local run curates when no --source is given: the profile's own RFT data (declared once, in the
+# profile), except for tiny, whose tests run the whole DAG on a smaller draw of it (the uppercase
+# sub-kind, configs/tiny.yaml; seed 1 is the training seed).
 LOCAL_SOURCES = {
     "tiny": ["builtin:verifiable?n=40&seed=1&categories=string_ops&modes=uppercase&split=train"],
-    "demo": ["builtin:verifiable?n=200&seed=1&categories=string_ops&modes=uppercase,acronym&split=train"],
 }
 
 
@@ -74,7 +74,7 @@ def local_arguments(profile: str, run_dir: Path, tracking_uri: str, model_name: 
         "image": "spct:local",
         "profile": profile,
         "base_model": prof.model.spec,
-        "sources": list(sources or LOCAL_SOURCES.get(profile, LOCAL_SOURCES["tiny"])),
+        "sources": list(sources or LOCAL_SOURCES.get(profile, [prof.rft.data])),
         "overrides": list(overrides),
         "tracking_uri": tracking_uri,
         "experiment": "spct",

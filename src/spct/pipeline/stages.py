@@ -288,12 +288,14 @@ def run_training_data(curated_dir: str | Path, profile: str, overrides: Sequence
 
 def evaluate_stage(
     model_dir: Path, meta_rm_dir: Path | None, profile: str, overrides: Sequence[str], out_dir: Path, tracking: Tracking,
-    *, train_data: Sequence[str],
+    *, train_data: Sequence[str], reference: Path | None = None,
 ) -> tuple[dict[str, Any], GateMetrics]:
     """Evaluate the GRM on the profile's gate set; write report.json/.md, scaling.png, samples.jsonl, gate.json.
 
     ``train_data`` names what this model trained on (:func:`run_training_data` in a pipeline run):
     every evaluation item is checked against it, and it fits the response-only baseline.
+    ``reference`` (the cold-start model of the same run) is judged greedy on the same items, as the
+    ``coldstart_greedy`` column, with the paired difference of the GRM's greedy column minus it.
     """
     from spct.config import load_profile
     from spct.data import load
@@ -325,8 +327,13 @@ def evaluate_stage(
         log.log_params({"profile": profile, "model": str(model_dir), "meta_rm": meta is not None, "ks": settings.ks,
                         "limit": settings.limit, **{f"sampling.{k}": v for k, v in asdict(settings.sampling).items()}})
         engine = Engine.load(str(model_dir), dtype=prof.model.dtype, device=prof.model.device)
+        ref = None
+        if reference is not None:
+            log.log_params({"reference": str(reference)})
+            ref = ("coldstart", Engine.load(str(reference), dtype=prof.model.dtype, device=prof.model.device))
         report = evaluate(engine, datasets, settings, meta_rm=meta, out_dir=out_dir, progress=False,
-                          model=str(model_dir), data_info=info, train=[ex for exs in train_sets.values() for ex in exs])
+                          model=str(model_dir), data_info=info, train=[ex for exs in train_sets.values() for ex in exs],
+                          reference=ref)
         mode = f"voting@{max(settings.ks)}"
         gm = gate_metrics(report, mode, gate_set_digest(datasets))
         (out_dir / "gate.json").write_text(json.dumps(gm.to_dict() | {"mode": mode}, indent=2) + "\n")
@@ -340,6 +347,9 @@ def evaluate_stage(
                                  **{f"{name}/{col}/baseline_{b}": v for b, v in res["baselines"].items()}}, step=0)
             for k in settings.ks:
                 log.log_metrics({f"{name}/voting_curve": e[f"voting@{k}"]}, step=k)
+            for label, d in (e.get("differences") or {}).items():
+                key = f"{name}/diff/{label.replace(' - ', '-minus-')}"
+                log.log_metrics({key: d["difference"], f"{key}/ci95_low": d["ci95"][0], f"{key}/ci95_high": d["ci95"][1]}, step=0)
         log.log_metrics({"gate/accuracy": gm.accuracy, "gate/parse_rate": gm.parse_rate}, step=0)
         for f in ("report.json", "report.md", "scaling.png", "samples.jsonl", "gate.json"):
             log.log_artifact(out_dir / f)

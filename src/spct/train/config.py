@@ -98,6 +98,22 @@ class RFTConfig(_Section):
     micro_batch_size: int = Field(4, ge=1)
     epochs: int = Field(1, ge=1)
     max_length: int = Field(4096, ge=16)
+    # The curriculum (reasoning-gym specs only): an item whose N samples are all right teaches
+    # nothing and is dropped, so a level the model has mastered leaves RFT almost nothing to keep.
+    curriculum: bool = Field(
+        True, description="with a reasoning-gym: data spec, sample the next curriculum level (level= + 1) while the "
+        "items sampled are too easy (max_too_easy) and too few were kept (min_keep_rate); other data: no effect"
+    )
+    max_too_easy: float = Field(
+        0.5, ge=0.0, le=1.0, description="a level whose share of too-easy items (all N right) is above this is raised"
+    )
+    min_keep_rate: float = Field(
+        0.25, ge=0.0, le=1.0, description="the curriculum stops once this share of all items sampled yielded a kept trajectory"
+    )
+    curriculum_rounds: int = Field(3, ge=0, description="levels sampled above the spec's level, at most")
+    max_level: int | None = Field(
+        None, ge=0, description="highest level the curriculum samples; None = the top level every task of the spec has"
+    )
 
 
 class GRPOConfig(_Section):
@@ -117,6 +133,16 @@ class GRPOConfig(_Section):
     token_budget: int | None = Field(None, ge=64, description="padded tokens per generate() micro-batch; None = sampling.token_budget")
     min_new_tokens: int = Field(0, ge=0, description="benchmarks force equal completion lengths with it")
     ref_device: Literal["same", "cpu"] = Field("same", description="where the frozen reference lives (full fine-tuning)")
+    # Dynamic sampling (DAPO): a group whose G rewards are equal has zero advantage and no gradient.
+    dynamic_sampling: bool = Field(
+        True, description="update on groups with reward spread: drop zero-spread groups and sample more items from the "
+        "stream to replace them (at most max_resample_rounds more rounds); a step with no spread at all is skipped | "
+        "false: every step updates on its first batch_size items, as the paper does"
+    )
+    max_resample_rounds: int = Field(
+        3, ge=0, le=999, description="dynamic sampling: generation rounds after the first per step, each sampling at most "
+        "batch_size more items; if the groups with spread still fall short, zero-spread groups make up the batch"
+    )
 
     @model_validator(mode="after")
     def _micro_fits(self) -> "GRPOConfig":

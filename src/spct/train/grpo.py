@@ -8,15 +8,24 @@ passes of the clipped, token-level policy loss with a k3 KL penalty to the
 reference model. With LoRA the reference is the same model with its adapters
 switched off; without, a frozen copy.
 
+Dynamic sampling (DAPO, ``grpo.dynamic_sampling``): a group whose G rewards are
+equal has zero advantage and carries no gradient, so it is dropped and replaced
+by groups of further items from the training stream, in at most
+``grpo.max_resample_rounds`` more generation rounds (:func:`collect_groups`). The
+stream's position then moves by a varying number of items per step; it is kept
+beside the checkpoints (``stream_positions.jsonl``) so ``--resume`` goes on from it.
+
     spct grpo --config tiny --model runs/tiny/rft/model --out runs/tiny/grpo
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +52,162 @@ def group_advantages(rewards: Any, eps: float = 1e-4) -> Any:
     mean = rewards.mean(dim=1, keepdim=True)
     std = rewards.std(dim=1, keepdim=True)
     return (rewards - mean) / (std + eps)
+
+
+# ---- dynamic sampling -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """One item's G samples and their rule rewards."""
+
+    example: Example
+    samples: list[Sample]
+    rewards: list[float]
+
+    @property
+    def spread(self) -> bool:
+        """Whether the rewards differ: only then is any advantage non-zero."""
+        return max(self.rewards) != min(self.rewards)
+
+
+def select_groups(spread: Sequence[bool], want: int) -> list[int]:
+    """Indices (in sampling order) of the ``want`` groups a step updates on: the groups with reward
+    spread first, then, only when too few had spread, zero-spread ones to make up the number.
+
+    The update needs exactly ``want`` groups per rank (DeepSpeed's accumulation count is fixed);
+    a zero-spread group adds only its KL term, which is what every group added before dynamic sampling.
+    """
+    with_spread = [i for i, s in enumerate(spread) if s]
+    without = [i for i, s in enumerate(spread) if not s]
+    return sorted((with_spread + without)[:want])
+
+
+def round_size(missing: int, spread: int, sampled: int, cap: int) -> int:
+    """Items the next round samples: enough to find ``missing`` groups with spread at the rate seen so
+    far in this step, at most ``cap`` (one batch: a round never needs more memory than the first);
+    ``cap`` when nothing had spread yet, since there is no rate to go by."""
+    if missing <= 0:
+        return 0
+    if spread == 0:
+        return cap
+    return max(1, min(cap, math.ceil(missing * sampled / spread)))
+
+
+@dataclass
+class Collected:
+    """What :func:`collect_groups` sampled for one step on this rank, and what the step updates on."""
+
+    groups: list[Group]  # every group sampled, in stream order
+    picked: list[int]  # indices into groups: the step's update batch (empty when skipped)
+    position: int  # the stream position after this step
+    stats: dict[str, float]  # over all ranks
+
+    @property
+    def skipped(self) -> bool:
+        return not self.picked
+
+
+def collect_groups(
+    engine: Any,
+    examples: Sequence[Example],
+    *,
+    group_size: int,
+    per_rank: int,
+    params: Any,
+    position: int,
+    seed: int,
+    dynamic: bool = True,
+    max_rounds: int = 0,
+    orders: str = "random",
+    rank: int = 0,
+    world: int = 1,
+    device: Any = None,
+) -> Collected:
+    """Sample one step's groups from the item stream starting at ``position``.
+
+    Round 0 takes ``per_rank`` items per rank, exactly as a step without dynamic sampling does. With
+    ``dynamic``, while some rank has fewer than ``per_rank`` groups with reward spread and fewer than
+    ``max_rounds`` extra rounds were run, every rank samples :func:`round_size` more items (the
+    largest any rank asks for, so all ranks generate in step), round ``r`` with sampling seed
+    ``params.seed + r``. The step then updates on :func:`select_groups`' choice; with ``dynamic``
+    and no group with spread on any rank it is skipped (``picked`` empty) instead of updating on nothing.
+    Rank ``r`` of ``world`` reads items ``r * n .. (r + 1) * n`` of each round's ``world * n``.
+    """
+    start, groups, rounds, n = position, [], 0, per_rank
+    while True:
+        idx = stream(len(examples), seed, position + rank * n, n)
+        position += n * world
+        batch = [examples[i] for i in idx]
+        p = replace(params, seed=params.seed + rounds)
+        judged = judge(engine, [judge_item(ex, group_size, p.seed, orders) for ex in batch], p)
+        groups += [Group(ex, j.samples, [rule_reward(ex, s) for s in j.samples]) for ex, j in zip(batch, judged)]
+        spread = sum(g.spread for g in groups)
+        if not dynamic or rounds >= max_rounds:
+            break
+        want = all_reduce([round_size(per_rank - spread, spread, len(groups), per_rank)], "max", device)[0]
+        if want == 0:
+            break
+        n, rounds = int(want), rounds + 1
+    picked = select_groups([g.spread for g in groups], per_rank)
+    picked_spread = sum(groups[i].spread for i in picked)
+    sampled_all, spread_all, picked_spread_all = all_reduce([len(groups), spread, picked_spread], "sum", device)
+    if dynamic and picked_spread_all == 0:
+        picked = []
+    updated = len(picked) * world
+    stats = {
+        "groups_sampled": sampled_all,
+        "groups_with_spread": spread_all,
+        "zero_spread_groups": 1.0 - spread_all / sampled_all,
+        "groups_updated": float(updated),
+        "resample_rounds": float(rounds),
+        "items_consumed": float(position - start),
+        # The stream reshuffles every pass over the items (a new epoch seed, spct.train.sft.epoch_order).
+        "data_epoch": float((position - 1) // len(examples)),
+        "skipped": float(not picked),
+    }
+    if updated:  # undefined on a skipped step: a 0 there would read as "updated on zero-spread groups"
+        stats["updated_with_spread"] = picked_spread_all / updated
+    return Collected(groups, picked, position, stats)
+
+
+def all_reduce(values: Sequence[float], op: str, device: Any = None) -> list[float]:
+    """``values`` summed (``op="sum"``) or maximised (``"max"``) over the ranks; as given in a lone process."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def read_position(path: Path, step: int, batch_size: int) -> int:
+    """The stream position after ``step`` steps, as recorded in ``path`` (one JSON line per step).
+
+    Without a record (no file, or a run from before dynamic sampling) it is ``step * batch_size``,
+    the position every step had when each took exactly ``batch_size`` items. A torn last line (a run
+    killed while writing) is ignored: the checkpoint it would belong to was not completed either.
+    """
+    position = step * batch_size
+    if step == 0 or not Path(path).is_file():
+        return position
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("step") == step:
+            position = int(rec["position"])
+    return position
+
+
+def record_position(path: Path, step: int, position: int) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, "position": position}) + "\n")
 
 
 # ---- the loss -------------------------------------------------------------------------------
@@ -187,23 +352,53 @@ def train(
     engine = Engine(rt.module, tokenizer, "policy")
     pad = tokenizer.pad_token_id
     t0 = time.perf_counter()
-    totals = {"samples": 0, "tokens": 0}
+    totals = {"samples": 0, "tokens": 0, "skipped": 0}
+    # Where the item stream stands: dynamic sampling moves it by a varying number of items per step.
+    positions = ckpt_root / "stream_positions.jsonl"
+    cursor = {"position": read_position(positions, start, cfg.batch_size)}
 
     def one_step(step: int) -> dict[str, float]:
         t_step = time.perf_counter()
-        # 1. sample G critiques per item with the current policy
-        batch = [examples[i] for i in stream(len(examples), tcfg.seed, step * cfg.batch_size + rt.rank * per_rank, per_rank)]
+        # 1. sample G critiques per item with the current policy (more items where groups had no spread)
         rt.module.eval()
-        # A new seed every step: fresh shuffles and draws, the same ones again after a resume.
+        # A new seed every step: fresh shuffles and draws, the same ones again after a resume. Steps are
+        # 1000 apart, so resample round r's seed (+ r, at most 999) never repeats another step's.
         params = sampling_params(profile, cfg, seed_offset=tcfg.seed * 1_000_003 + step * 1000, min_new_tokens=cfg.min_new_tokens)
         with runtime.generation_weights(rt, tcfg.gather_for_generation):
-            samples = [j.samples for j in judge(engine, [judge_item(ex, cfg.group_size, params.seed, cfg.orders) for ex in batch], params)]
+            got = collect_groups(engine, examples, group_size=cfg.group_size, per_rank=per_rank, params=params,
+                                 position=cursor["position"], seed=tcfg.seed, dynamic=cfg.dynamic_sampling,
+                                 max_rounds=cfg.max_resample_rounds, orders=cfg.orders, rank=rt.rank, world=world,
+                                 device=device)  # fmt: skip
         t_gen = time.perf_counter() - t_step
+        cursor["position"] = got.position
+        if rt.is_main and tcfg.checkpoint_every:
+            record_position(positions, step + 1, got.position)
 
-        # 2. rule rewards -> group-normalised advantages
-        rewards = torch.tensor([[rule_reward(ex, s) for s in row] for ex, row in zip(batch, samples)])  # (B, G)
+        # What the policy did on everything it sampled (not only the groups kept for the update).
+        every = [s for g in got.groups for s in g.samples]
+        all_rewards = [r for g in got.groups for r in g.rewards]
+        gen_tokens = sum(s.completion_tokens for s in every)
+        totals["samples"] += len(every)
+        totals["tokens"] += gen_tokens
+        metrics = {
+            "reward": sum(all_rewards) / len(all_rewards),
+            "accuracy": sum(r > 0 for r in all_rewards) / len(all_rewards),
+            "parse_rate": sum(s.scores is not None for s in every) / len(every),
+            "mean_length": gen_tokens / len(every),
+            **got.stats,
+        }
+        if got.skipped:
+            # No group on any rank had reward spread: an update would follow the KL term alone.
+            totals["skipped"] += 1
+            dt = time.perf_counter() - t_step
+            return {**metrics, "lr": rt.lr(), "samples_per_s": len(every) * world / dt,
+                    "tokens_per_s": gen_tokens * world / dt, "generate_s": t_gen, "step_s": dt}  # fmt: skip
+
+        # 2. rule rewards -> group-normalised advantages, on the groups picked for the update
+        picked = [got.groups[i] for i in got.picked]
+        rewards = torch.tensor([g.rewards for g in picked])  # (B, G)
         adv = group_advantages(rewards).flatten()  # (B*G,)
-        flat = [s for row in samples for s in row]
+        flat = [s for g in picked for s in g.samples]
         prompt_ids = tokenizer([s.prompt for s in flat], add_special_tokens=False)["input_ids"]
         ro = build_rollouts(prompt_ids, [s.completion_ids for s in flat], adv.tolist(), pad)
         n_tokens = int(ro.completion_mask.sum())
@@ -241,24 +436,16 @@ def train(
                 kl_sum, clip_sum, tok_sum = kl_sum + st["kl"], clip_sum + st["clipped"], tok_sum + st["tokens"]
 
         dt = time.perf_counter() - t_step
-        gen_tokens = sum(s.completion_tokens for s in flat)
-        totals["samples"] += len(flat)
-        totals["tokens"] += gen_tokens
-        metrics = {
-            "reward": float(rewards.mean()),
-            "accuracy": float((rewards > 0).float().mean()),
-            "parse_rate": sum(s.scores is not None for s in flat) / len(flat),
+        metrics.update({
             "kl": kl_sum / max(tok_sum, 1.0),
             "clip_frac": clip_sum / max(tok_sum, 1.0),
-            "mean_length": gen_tokens / len(flat),
-            "zero_spread_groups": float((rewards.std(dim=1) == 0).float().mean()),
             "loss": sum(losses) / cfg.epochs,
             "lr": rt.lr(),
-            "samples_per_s": len(flat) * world / dt,
+            "samples_per_s": len(every) * world / dt,
             "tokens_per_s": gen_tokens * world / dt,
             "generate_s": t_gen,
             "step_s": dt,
-        }
+        })  # fmt: skip
         return metrics
 
     history = runtime.run_steps(rt, one_step, stage="grpo", start=start, steps=cfg.steps, train=tcfg, ckpt_root=ckpt_root,
@@ -273,7 +460,9 @@ def train(
         "tokens_per_s": totals["tokens"] * world / seconds if history else 0.0,
         "first_reward": done[0].get("reward"), "last_reward": done[-1].get("reward"),
         "mean_reward": _mean(h["reward"] for h in history), "mean_parse_rate": _mean(h["parse_rate"] for h in history),
-        "final_kl": done[-1].get("kl"),
+        "final_kl": _last(h.get("kl") for h in history),
+        "skipped_steps": totals["skipped"], "stream_position": cursor["position"],
+        "mean_updated_with_spread": _mean(h["updated_with_spread"] for h in history if "updated_with_spread" in h),
     }  # fmt: skip
     if rt.is_main:
         runtime.save_model(rt.module, tokenizer, out_dir / "model")
@@ -285,6 +474,11 @@ def train(
 def _to(ro: Rollouts, device: Any) -> Rollouts:
     move = lambda t: None if t is None else t.to(device)  # noqa: E731
     return Rollouts(*(move(t) for t in (ro.input_ids, ro.attention_mask, ro.completion_mask, ro.advantages, ro.ref_logp, ro.old_logp)))
+
+
+def _last(xs: Any) -> float | None:
+    """The last value that is not None (a skipped step has no KL)."""
+    return next((x for x in reversed(list(xs)) if x is not None), None)
 
 
 def _mean(xs: Any) -> float | None:

@@ -10,6 +10,11 @@
 Hinted trajectories are trained on the prompt *without* the hint line: the deployed
 GRM never sees one. Their share stays measurable through the ``hinted`` flag and counts.
 
+The keep rate (:func:`keep_rates`: the share of items that yielded a kept trajectory) says how
+much RFT found to learn from. With a ``reasoning-gym:`` spec and ``rft.curriculum``, a level whose
+items are mostly too easy is followed by the next level's items (:func:`sample_levels`), until
+enough were kept or the rounds or levels run out; each level's counts go to ``levels.json``.
+
     spct rft --config tiny --model runs/tiny/coldstart/model --out runs/tiny/rft
 """
 
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +35,9 @@ from spct.types import Example
 Reason = Literal["kept", "wrong", "parse_failure", "too_easy", "hinted", "hinted_wrong"]
 ItemOutcome = Literal["kept", "too_easy", "hinted", "unsolved"]
 REASONS: tuple[Reason, ...] = ("kept", "wrong", "parse_failure", "too_easy", "hinted", "hinted_wrong")
+# What each curriculum level logs (as rft_level_<name>), beside its level number.
+LEVEL_METRICS = ("items", "items_kept", "items_hinted", "items_too_easy", "items_unsolved", "keep_rate",
+                 "trajectory_keep_rate", "too_easy_rate")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,90 @@ def rejective_sample(
     return RFTData(trajectories, count(trajectories, outcomes))
 
 
+def keep_rates(counts: Mapping[str, int]) -> dict[str, float]:
+    """Shares of a :func:`count`: items that yielded at least one kept trajectory (``keep_rate``),
+    trajectories kept of those sampled, hinted ones included (``trajectory_keep_rate``), and items
+    too easy (``too_easy_rate``: all N right, nothing to learn)."""
+    items, trajectories = counts["items"], sum(counts[r] for r in REASONS)
+    return {
+        "keep_rate": (counts["items_kept"] + counts["items_hinted"]) / items if items else 0.0,
+        "trajectory_keep_rate": (counts["kept"] + counts["hinted"]) / trajectories if trajectories else 0.0,
+        "too_easy_rate": counts["items_too_easy"] / items if items else 0.0,
+    }
+
+
+def merge(parts: Sequence[RFTData]) -> RFTData:
+    """Several rounds' trajectories as one set, their counts summed."""
+    counts = {k: sum(p.counts[k] for p in parts) for k in parts[0].counts}
+    return RFTData([t for p in parts for t in p.trajectories], counts)
+
+
+def next_level(level: int, top: int, total: Mapping[str, int], last: Mapping[str, int], cfg: Any, rounds: int) -> int | None:
+    """The curriculum level to sample next, or None to stop.
+
+    One level up while all of these hold: fewer than ``cfg.min_keep_rate`` of all items sampled so
+    far (``total``) yielded a kept trajectory; more than ``cfg.max_too_easy`` of the last level's
+    items (``last``) were too easy (a level mostly unsolved or mostly kept would not gain from a
+    harder one); fewer than ``cfg.curriculum_rounds`` levels were added (``rounds``); ``level < top``.
+    """
+    if rounds >= cfg.curriculum_rounds or level >= top:
+        return None
+    if keep_rates(total)["keep_rate"] >= cfg.min_keep_rate or keep_rates(last)["too_easy_rate"] <= cfg.max_too_easy:
+        return None
+    return level + 1
+
+
+def top_level(spec: str, max_level: int | None = None) -> int:
+    """The highest level a reasoning-gym spec's curriculum may reach: the lowest top among its tasks,
+    capped at ``max_level``."""
+    from spct.data.reasoning_gym import max_level as task_top
+    from spct.data.reasoning_gym import parse_spec
+
+    top = min(task_top(t) for t in parse_spec(spec)["tasks"])
+    return top if max_level is None else min(top, max_level)
+
+
+def sample_levels(
+    engine: Any,
+    spec: str | None,
+    examples: Sequence[Example],
+    cfg: Any,
+    params: Any,
+    *,
+    load: Callable[[str], Sequence[Example]],
+    progress: bool = False,
+) -> tuple[RFTData, list[Example], list[dict[str, Any]]]:
+    """Rejective sampling of ``examples`` (the items of ``spec``; None: items from elsewhere) and, with
+    ``cfg.curriculum`` and a ``reasoning-gym:`` spec, of ``load(with_level(spec, level))`` for each
+    level :func:`next_level` names.
+
+    Returns every round's trajectories (counts summed), every item sampled, and one record per round:
+    its spec, level (None without the curriculum), :func:`count` and :func:`keep_rates`.
+    """
+    from spct.data.reasoning_gym import PREFIX, parse_spec, with_level
+
+    level = top = None  # None: no curriculum, one round
+    if cfg.curriculum and spec is not None and spec.startswith(PREFIX):
+        level, top = parse_spec(spec)["level"], top_level(spec, cfg.max_level)
+    parts: list[RFTData] = []
+    items: list[Example] = []
+    records: list[dict[str, Any]] = []
+    at = spec
+    while True:
+        data = rejective_sample(engine, examples, cfg.n_samples, params, hint=cfg.hint, progress=progress, orders=cfg.orders)
+        parts.append(data)
+        items += examples
+        records.append({"spec": at, "level": level, **data.counts, **keep_rates(data.counts)})
+        if spec is None or level is None or top is None:
+            break
+        nxt = next_level(level, top, merge(parts).counts, data.counts, cfg, len(parts) - 1)
+        if nxt is None:
+            break
+        level, at = nxt, with_level(spec, nxt)
+        examples = list(load(at))
+    return merge(parts), items, records
+
+
 def training_prompt(tokenizer: Any, ex: Example, t: Trajectory, specials: Sequence[str] | None = None) -> str:
     """The prompt a kept trajectory is trained on: the same shuffled order, never the hint line."""
     if not t.hinted:
@@ -179,7 +271,8 @@ def run(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Rejective sampling then prompt-masked SFT; writes samples.jsonl, counts.json and ``out_dir/model``."""
+    """Rejective sampling (with the curriculum's levels, :func:`sample_levels`) then prompt-masked SFT;
+    writes samples.jsonl, counts.json, levels.json and ``out_dir/model``."""
     import time
 
     from spct.data import load
@@ -190,45 +283,62 @@ def run(
     cfg = profile.rft
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if examples is None:
-        examples = load(cfg.data).examples
-    examples = list(examples)[: cfg.limit] if cfg.limit else list(examples)
-    by_id = {ex.id: ex for ex in examples}
+
+    def items_of(spec: str) -> list[Example]:
+        found = load(spec).examples
+        return list(found)[: cfg.limit] if cfg.limit else list(found)
+
+    # Items handed in are not the spec's own: the curriculum only raises the level of a spec it loaded.
+    spec = cfg.data if examples is None else None
+    examples = items_of(cfg.data) if examples is None else (list(examples)[: cfg.limit] if cfg.limit else list(examples))
     rank, world, _ = runtime.init_env()
     model, tokenizer, device = runtime.load_for_training(
         model_spec or profile.model.spec, profile.model.dtype, profile.model.device, profile.lora, profile.train
     )
 
-    samples_path, counts_path = out_dir / "samples.jsonl", out_dir / "counts.json"
+    samples_path, counts_path, levels_path = out_dir / "samples.jsonl", out_dir / "counts.json", out_dir / "levels.json"
     t0 = time.perf_counter()
     if resume and samples_path.is_file() and counts_path.is_file():
         trajectories = read_trajectories(samples_path)
         counts = json.loads(counts_path.read_text())
+        levels = json.loads(levels_path.read_text()) if levels_path.is_file() else []
+        # The curriculum's later levels are items too: their hinted trajectories are trained on their prompts.
+        examples = examples + [ex for rec in levels[1:] for ex in items_of(rec["spec"])]
         sample_s = 0.0
     else:
         # Every rank samples the same items (same seeds): simple, and sampling is not the bottleneck at scale.
         model.eval()
-        data = rejective_sample(Engine(model, tokenizer, "policy"), examples, cfg.n_samples,
-                                sampling_params(profile, cfg), hint=cfg.hint, progress=progress, orders=cfg.orders)  # fmt: skip
+        data, examples, levels = sample_levels(Engine(model, tokenizer, "policy"), spec, examples, cfg,
+                                               sampling_params(profile, cfg), load=items_of, progress=progress)  # fmt: skip
         trajectories, counts = data.trajectories, data.counts
         sample_s = time.perf_counter() - t0
         if rank == 0:
             write_jsonl(samples_path, [t.to_record() for t in trajectories])
             counts_path.write_text(json.dumps(counts, indent=2))
+            levels_path.write_text(json.dumps(levels, indent=2))
             logger.log_artifact(samples_path)
+    by_id = {ex.id: ex for ex in examples}
     generated = sum(len(t.completion_ids) for t in trajectories)
+    rates = keep_rates(counts)
     if rank == 0:
-        logger.log_metrics({f"rft_{k}": float(v) for k, v in counts.items()}, 0)
+        logger.log_metrics({**{f"rft_{k}": float(v) for k, v in counts.items()}, **{f"rft_{k}": v for k, v in rates.items()}}, 0)
+        # One record per curriculum level, at step = its round, so MLflow plots the levels in order.
+        for i, rec in enumerate(r for r in levels if r["level"] is not None):
+            logger.log_metrics({"rft_level": float(rec["level"]),
+                                **{f"rft_level_{k}": float(rec[k]) for k in LEVEL_METRICS}}, i)  # fmt: skip
 
     kept = [t for t in trajectories if t.keep]
     specials = special_strings(tokenizer)
     seqs = [encode(tokenizer, training_prompt(tokenizer, by_id[t.item_id], t, specials), t.completion_ids) for t in kept]
     seqs = [s for s in seqs if len(s) <= cfg.max_length]
     summary: dict[str, Any] = {
-        "stage": "rft", "counts": counts, "sampled": len(trajectories), "sample_seconds": round(sample_s, 2),
+        "stage": "rft", "counts": counts, **rates, "sampled": len(trajectories), "sample_seconds": round(sample_s, 2),
         "sampling_samples_per_s": len(trajectories) / sample_s if sample_s else None,
         "sampling_tokens_per_s": generated / sample_s if sample_s else None,
     }  # fmt: skip
+    if any(r["level"] is not None for r in levels):
+        # A few rows per level for the summary table; every count is in levels.json.
+        summary["levels"] = {f"level_{r['level']}": {k: r[k] for k in ("items", "keep_rate", "too_easy_rate")} for r in levels}
     if not seqs:
         raise ValueError(f"rft: no trajectory was kept ({counts}); the model needs a cold start or hinting")
     steps = max(1, cfg.epochs * len(seqs) // cfg.batch_size)
