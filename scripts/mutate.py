@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Mutation check for the scoring rules: every listed mutation must make its named tests fail.
+"""Mutation check for the scoring rules, the paired interval and the sampling and stage rules: every
+listed mutation must make its named tests fail.
 
 Each mutation is an exact text replacement in one file. For each, the working tree (tracked
 files and untracked files git does not ignore) is copied to a temporary directory, the
@@ -134,6 +135,41 @@ MUTATIONS: tuple[Mutation, ...] = (
         "_mean(a, drawn) - _mean(b, rng.choices(common, k=len(common))) for drawn in",
         ("tests/test_eval_paired.py::test_pairing_sees_a_gain_that_two_separate_intervals_cannot",),
         "paired difference: the two columns resampled independently (an unpaired interval)",
+    ),
+    Mutation(
+        "m", "src/spct/engine/sampler.py",
+        "positions = (mask.cumsum(-1) - 1).clamp(min=0)",
+        "positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)",
+        ("tests/test_engine_prefix.py::test_greedy_equals_unpadded_reference",),
+        "shared-prefix sampler: the pads between prefix and suffix count as positions",
+    ),
+    Mutation(
+        "n", "src/spct/engine/sampler.py",
+        "ids.append(list(r[:p]) + [pad] * gap + list(r[p:]))",
+        "ids.append(list(r[:p]) + list(r[p:]) + [pad] * gap)",
+        ("tests/test_engine_prefix.py::test_common_prefix_and_layout",),
+        "shared-prefix layout: the padding after the suffix instead of between prefix and suffix",
+    ),
+    Mutation(
+        "o", "src/spct/train/grpo.py",
+        "return sorted((with_spread + without)[:want])",
+        "return sorted(list(range(len(spread)))[:want])",
+        ("tests/test_train_grpo_loss.py::test_select_groups_takes_spread_first_in_sampling_order_then_fills_up",),
+        "GRPO dynamic sampling: the first groups sampled are updated on, spread or not",
+    ),
+    Mutation(
+        "p", "src/spct/train/grpo.py",
+        'return int(state.get("stream_position", state["step"] * batch_size))',
+        'return int(state["step"] * batch_size)',
+        ("tests/test_train_grpo_loss.py::test_stream_position_is_read_back_from_the_checkpoint_and_falls_back_to_whole_batches",),
+        "GRPO --resume: the saved stream position is ignored",
+    ),
+    Mutation(
+        "q", "src/spct/train/rft.py",
+        'if keep_rates(total)["keep_rate"] >= cfg.min_keep_rate or keep_rates(last)["too_easy_rate"] <= cfg.max_too_easy:',
+        'if keep_rates(total)["keep_rate"] >= cfg.min_keep_rate and keep_rates(last)["too_easy_rate"] <= cfg.max_too_easy:',
+        ("tests/test_train_rft.py::test_next_level_rises_only_while_items_are_too_easy_and_too_few_are_kept",),
+        "RFT curriculum: a level is raised although enough was kept",
     ),
 )
 

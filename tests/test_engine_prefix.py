@@ -89,6 +89,12 @@ def test_common_prefix_and_layout():
     assert p == 1 and ids == [[5, 0, 0, 6, 7], [5, 6, 8, 9, 10]] and mask == [[1, 0, 0, 1, 1], [1] * 5]
     p, ids, mask = layout([[4]], pad=0, min_suffix=2)
     assert p == 0 and ids == [[0, 4]] and mask == [[0, 1]]
+    # Whatever the rows, the unmasked tokens of each laid-out row are exactly its prompt's ids (the sampler
+    # relies on this; it once asserted it on every micro-batch of every generation).
+    rows = [[9, 8, 7, 6], [9, 8, 1], [9, 8, 7, 6, 5, 4], [9], [9, 8, 7, 6]]
+    for min_suffix in (1, 2):
+        _, ids, mask = layout(rows, pad=0, min_suffix=min_suffix)
+        assert [[t for t, m in zip(i, k) if m] for i, k in zip(ids, mask)] == rows
 
 
 def test_judge_prompts_share_the_instruction(tiny, prompts):

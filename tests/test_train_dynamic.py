@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from spct.engine.sampler import Generation, SamplingParams  # noqa: E402
 from spct.tracking import JsonlLogger, read_jsonl_metrics  # noqa: E402
 from spct.train.config import RFTConfig  # noqa: E402
-from spct.train.grpo import collect_groups, read_position  # noqa: E402
+from spct.train.grpo import collect_groups  # noqa: E402
 from spct.train.rft import sample_levels  # noqa: E402
 from spct.train.sft import stream  # noqa: E402
 from spct.types import Example, user  # noqa: E402
@@ -154,7 +154,11 @@ def test_grpo_on_the_tiny_model_logs_sampling_and_skips_steps_without_signal(tmp
         assert s["skipped"] == 1 and s["groups_with_spread"] == 0 and s["resample_rounds"] == 1
         assert s["groups_sampled"] == s["items_consumed"] == 4 and s["reward"] == -1.0 and "kl" not in s
     assert [s["data_epoch"] for s in steps] == [1, 2]  # 3 items: the stream reshuffles and goes on
-    assert read_position(tmp_path / "checkpoints" / "stream_positions.jsonl", 2, 2) == 8 == summary["stream_position"]
+    # the position is in the last checkpoint's state, which --resume reads back
+    from spct.train.runtime import STATE_FILE, latest_checkpoint
+
+    state = json.loads((latest_checkpoint(tmp_path / "checkpoints") / STATE_FILE).read_text())
+    assert grpo.resume_position(state, 2) == state["stream_position"] == 8 == summary["stream_position"]
     before, after = load_file(tiny_dir() / "model.safetensors"), load_file(tmp_path / "model" / "model.safetensors")
     assert all((before[k] == after[k]).all() for k in before)  # skipped steps never stepped the optimizer
 

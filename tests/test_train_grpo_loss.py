@@ -115,13 +115,11 @@ def test_round_size_follows_the_spread_rate_seen_and_is_capped_at_a_batch():
     assert round_size(5, 0, 8, 16) == 16  # no spread yet: no rate to go by, a whole batch
 
 
-def test_stream_position_is_read_back_per_step_and_falls_back_to_whole_batches(tmp_path):
-    from spct.train.grpo import read_position, record_position
+def test_stream_position_is_read_back_from_the_checkpoint_and_falls_back_to_whole_batches():
+    from spct.train.grpo import resume_position
 
-    path = tmp_path / "checkpoints" / "stream_positions.jsonl"
-    assert read_position(path, 3, 16) == 48  # no record (a run from before): step x batch_size
-    record_position(path, 1, 23)
-    record_position(path, 2, 40)
-    with path.open("a") as f:
-        f.write('{"step": 3, "posi')  # a run killed mid-write: its checkpoint never completed either
-    assert [read_position(path, s, 16) for s in (0, 1, 2, 3)] == [0, 23, 40, 48]
+    assert resume_position(None, 16) == 0  # a fresh start
+    assert resume_position({"step": 3}, 16) == 48  # a checkpoint from before dynamic sampling: step x batch_size
+    assert [resume_position({"step": s, "stream_position": p}, 16) for s, p in ((1, 23), (2, 40))] == [23, 40]
+    # (A side file once held the positions, and a torn last line had to be skipped; the position now
+    # lives in the checkpoint's trainer_state.json, written with the checkpoint or not at all.)

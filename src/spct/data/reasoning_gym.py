@@ -636,11 +636,14 @@ def generate_reasoning_gym(
     return out
 
 
+OPTIONS = ("n", "seed", "split", "level", "responses")
+
+
 def parse_spec(spec: str) -> dict[str, Any]:
     """``reasoning-gym:TASKS?n=&seed=&split=&level=&responses=`` as keyword arguments of
     :func:`generate_reasoning_gym`; ``ValueError`` naming the bad option."""
     names, _, query = spec.removeprefix(PREFIX).partition("?")
-    q = options(query, ("n", "seed", "split", "level", "responses"))
+    q = options(query, OPTIONS)
     return {"tasks": [t.strip() for t in names.split(",") if t.strip()], "n_items": integer(q, "n", DEFAULT_ITEMS),
             "seed": integer(q, "seed", 0), "split": q.get("split", "all"), "level": integer(q, "level", 0),
             "n_responses": integer(q, "responses", 2)}
@@ -649,14 +652,13 @@ def parse_spec(spec: str) -> dict[str, Any]:
 def with_level(spec: str, level: int) -> str:
     """``spec`` at curriculum ``level``: the same tasks and options as written, ``level=`` replaced
     (or added). RFT's curriculum raises the level of its training spec with it."""
-    from urllib.parse import parse_qsl, urlencode
+    from urllib.parse import urlencode
 
     parse_spec(spec)  # refuse a malformed spec here, not when the new level is loaded
     if level < 0:
         raise ValueError(f"level must be >= 0, got {level}")
     names, _, query = spec.removeprefix(PREFIX).partition("?")
-    options = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "level"]
-    return f"{PREFIX}{names}?{urlencode([*options, ('level', str(level))])}"
+    return f"{PREFIX}{names}?{urlencode(options(query, OPTIONS) | {'level': str(level)})}"
 
 
 def load_spec(spec: str) -> list[Example]:

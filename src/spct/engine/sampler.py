@@ -136,13 +136,19 @@ def zero3_world(model: Any) -> int:
     return dist.get_world_size() if any(hasattr(p, "ds_id") for p in model.parameters()) else 1
 
 
-def _all_max(values: Sequence[int], device: Any) -> list[int]:
+def all_reduce(values: Sequence[float], op: str, device: Any = None) -> list[float]:
+    """``values`` summed (``op="sum"``) or maximised (``"max"``) over the ranks; as given in a lone
+    process. NCCL reduces on ``device``, gloo on the CPU. Lockstep generation here and GRPO's dynamic
+    sampling (spct.train.grpo) agree on counts through it."""
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor(list(values), device=device if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [int(v) for v in t.tolist()]
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64,
+                     device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return t.tolist()
 
 
 def cache_kwarg(model: Any) -> str:
@@ -181,13 +187,9 @@ def common_prefix(rows: Sequence[Sequence[int]]) -> int:
     >>> common_prefix([[1, 2, 3], [1, 2, 4, 5], [1, 2]])
     2
     """
-    first, n = rows[0], min(len(r) for r in rows)
-    for r in rows[1:]:
-        j = 0
-        while j < n and r[j] == first[j]:
-            j += 1
-        n = j
-    return n
+    import os.path
+
+    return len(os.path.commonprefix([list(r) for r in rows]))  # element-wise on any sequences, not only paths
 
 
 def layout(rows: Sequence[Sequence[int]], pad: int, min_suffix: int = 1) -> tuple[int, list[list[int]], list[list[int]]]:
@@ -237,8 +239,6 @@ def _run_batch(
     width = len(ids_l[0])
     ids = torch.tensor(ids_l, device=model.device)
     mask = torch.tensor(mask_l, device=model.device)
-    for r, row_ids, row_mask in zip(distinct, ids_l, mask_l):
-        assert [t for t, m in zip(row_ids, row_mask) if m] == r, "prefix | pad | suffix must be the prompt's own ids"
     # The positions an unpadded prompt gets (pads do not count), so RoPE sees what it would alone;
     # generate() derives the same from the mask's cumsum for the tokens it feeds.
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -288,11 +288,11 @@ def _decode(
     active = list(range(ids.shape[0]))  # the output row of each batch position
     spare = ids[:1, -1:]  # a one-token input for the lockstep filler below
     done = 0
+    cfg = copy.deepcopy(gen_config)  # each call's length is set on this copy below
     while True:
         # In lockstep every rank takes the same chunk (decode_steps is the ranks' maximum).
         chunk = min(DECODE_CHUNK, decode_steps - done)
         steps = min(chunk, own_max - done)
-        cfg = copy.deepcopy(gen_config)
         if active and steps > 0:
             cfg.max_new_tokens = steps
             cfg.min_new_tokens = min(max(min_new - done, 0), steps) or None
@@ -319,7 +319,7 @@ def _decode(
         done += chunk
         more = bool(active) and done < own_max
         if synced:
-            more = done < decode_steps and _all_max([int(more)], ids.device)[0] > 0
+            more = done < decode_steps and all_reduce([int(more)], "max", ids.device)[0] > 0
         if not more:
             return new
 
@@ -361,7 +361,8 @@ def generate(
     synced = zero3_world(model) > 1
     cache_name = cache_kwarg(model)
     n_batches, decode_steps = (
-        _all_max([len(batches), params.max_new_tokens], model.device) if synced else (len(batches), params.max_new_tokens)
+        map(int, all_reduce([len(batches), params.max_new_tokens], "max", model.device)) if synced
+        else (len(batches), params.max_new_tokens)
     )
     if synced and not batches:
         raise ValueError("a ZeRO-3 rank with no prompts cannot keep its peers in lockstep; give every rank work")

@@ -83,13 +83,12 @@ def dataset_name(spec: str, taken: set[str]) -> str:
     if spec.startswith("reasoning-gym:"):
         # Named by its task list ("-" joins it: MLflow keys refuse commas), shortened past three tasks,
         # and by its curriculum level when not 0, so the same tasks at two levels get telling names.
-        from urllib.parse import parse_qs
+        from spct.data.reasoning_gym import parse_spec
 
-        names, _, query = spec.partition(":")[2].partition("?")
-        tasks = names.split(",")
+        opts = parse_spec(spec)
+        tasks, level = opts["tasks"], opts["level"]
         base = "-".join(tasks) if len(tasks) <= 3 else f"{tasks[0]}-and-{len(tasks) - 1}-more"
-        level = parse_qs(query).get("level", ["0"])[-1]
-        base += f"-L{level}" if level != "0" else ""
+        base += f"-L{level}" if level else ""
     elif spec.startswith("builtin:"):
         base = spec.partition(":")[2].partition("?")[0]
     else:

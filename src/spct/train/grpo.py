@@ -12,8 +12,8 @@ Dynamic sampling (DAPO, ``grpo.dynamic_sampling``): a group whose G rewards are
 equal has zero advantage and carries no gradient, so it is dropped and replaced
 by groups of further items from the training stream, in at most
 ``grpo.max_resample_rounds`` more generation rounds (:func:`collect_groups`). The
-stream's position then moves by a varying number of items per step; it is kept
-beside the checkpoints (``stream_positions.jsonl``) so ``--resume`` goes on from it.
+stream's position then moves by a varying number of items per step; it is saved in each
+checkpoint's state (:func:`resume_position`) so ``--resume`` goes on from it.
 
     spct grpo --config tiny --model runs/tiny/rft/model --out runs/tiny/grpo
 """
@@ -21,7 +21,6 @@ beside the checkpoints (``stream_positions.jsonl``) so ``--resume`` goes on from
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from spct.engine.sampler import all_reduce
 from spct.grm.judge import Sample, judge
 from spct.grm.rules import is_right
 from spct.train import runtime
@@ -171,43 +171,15 @@ def collect_groups(
     return Collected(groups, picked, position, stats)
 
 
-def all_reduce(values: Sequence[float], op: str, device: Any = None) -> list[float]:
-    """``values`` summed (``op="sum"``) or maximised (``"max"``) over the ranks; as given in a lone process."""
-    import torch
-    import torch.distributed as dist
+def resume_position(state: dict[str, Any] | None, batch_size: int) -> int:
+    """Where the item stream stands when a run resumes from checkpoint ``state`` (None: a fresh start).
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [float(v) for v in values]
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
-    return t.tolist()
-
-
-def read_position(path: Path, step: int, batch_size: int) -> int:
-    """The stream position after ``step`` steps, as recorded in ``path`` (one JSON line per step).
-
-    Without a record (no file, or a run from before dynamic sampling) it is ``step * batch_size``,
-    the position every step had when each took exactly ``batch_size`` items. A torn last line (a run
-    killed while writing) is ignored: the checkpoint it would belong to was not completed either.
+    A checkpoint saves the position with it; one from before dynamic sampling has none, and there
+    every step had taken exactly ``batch_size`` items: ``step * batch_size``.
     """
-    position = step * batch_size
-    if step == 0 or not Path(path).is_file():
-        return position
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("step") == step:
-            position = int(rec["position"])
-    return position
-
-
-def record_position(path: Path, step: int, position: int) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps({"step": step, "position": position}) + "\n")
+    if not state:
+        return 0
+    return int(state.get("stream_position", state["step"] * batch_size))
 
 
 # ---- the loss -------------------------------------------------------------------------------
@@ -354,8 +326,7 @@ def train(
     t0 = time.perf_counter()
     totals = {"samples": 0, "tokens": 0, "skipped": 0}
     # Where the item stream stands: dynamic sampling moves it by a varying number of items per step.
-    positions = ckpt_root / "stream_positions.jsonl"
-    cursor = {"position": read_position(positions, start, cfg.batch_size)}
+    cursor = {"position": resume_position(state, cfg.batch_size)}
 
     def one_step(step: int) -> dict[str, float]:
         t_step = time.perf_counter()
@@ -371,8 +342,6 @@ def train(
                                  device=device)  # fmt: skip
         t_gen = time.perf_counter() - t_step
         cursor["position"] = got.position
-        if rt.is_main and tcfg.checkpoint_every:
-            record_position(positions, step + 1, got.position)
 
         # What the policy did on everything it sampled (not only the groups kept for the update).
         every = [s for g in got.groups for s in g.samples]
@@ -449,7 +418,8 @@ def train(
         return metrics
 
     history = runtime.run_steps(rt, one_step, stage="grpo", start=start, steps=cfg.steps, train=tcfg, ckpt_root=ckpt_root,
-                                config=config, logger=logger, progress=progress, show=("reward", "kl"))
+                                config=config, logger=logger, progress=progress, show=("reward", "kl"),
+                                state=lambda: {"stream_position": cursor["position"]})
 
     seconds = time.perf_counter() - t0
     done = history or [{}]

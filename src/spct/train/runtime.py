@@ -369,10 +369,13 @@ def run_steps(
     logger: Any,
     progress: bool = True,
     show: Sequence[str] = ("loss",),
+    state: Callable[[], dict[str, Any]] | None = None,
 ) -> list[dict[str, float]]:
     """The loop every stage shares (SFT, GRPO, the meta RM): ``step_fn(step)`` does one optimizer
     step its own way and returns its metrics; logging, the progress bar and checkpoints happen here,
     the same for all. Starts at ``start`` (a resumed run) and returns the metrics of every step run.
+    ``state()`` is what else a step leaves that a resume needs (GRPO's stream position): saved in each
+    checkpoint's trainer_state.json, written with the checkpoint, and returned by :func:`resume_point`.
     """
     from tqdm.auto import tqdm
 
@@ -384,7 +387,8 @@ def run_steps(
         if rt.is_main and (step + 1) % train.log_every == 0:
             logger.log_metrics(metrics, step + 1)
         bar.set_postfix({k: f"{metrics[k]:.4g}" for k in show if k in metrics})
-        maybe_checkpoint(rt, train, ckpt_root, step + 1, steps, {"stage": stage, "config": dict(config)})
+        maybe_checkpoint(rt, train, ckpt_root, step + 1, steps,
+                         {"stage": stage, "config": dict(config), **(state() if state else {})})
     return history
 
 
