@@ -158,13 +158,17 @@ def train_stage(
     samples: str | None = None,
     nodes: int = 1,
     job: Mapping[str, Any] | None = None,
+    procs: int | None = None,
 ) -> dict[str, Any]:
     """Run one SPCT training stage (rft, grpo, metarm) from ``model_spec``; the model lands in ``out_dir/model``.
 
     ``nodes > 1`` runs the same trainer as a multi-node TrainJob/PyTorchJob (``job`` holds
     its settings) and waits for it; ``out_dir`` must then be on the shared checkpoint volume.
+    On one node the stage runs as ``procs`` ranks under torchrun (default: one per visible GPU,
+    :mod:`spct.pipeline.launch`), or in this process when that is 1 (CPU, one GPU).
     """
     from spct.config import load_profile
+    from spct.pipeline.launch import launch_local, local_procs
     from spct.tracking import MultiLogger, default_logger
     from spct.train.stages import STAGES
 
@@ -174,20 +178,30 @@ def train_stage(
     if samples:
         sets.append(f"{kind}.samples={samples}")
     prof = load_profile(profile, sets)
+    procs = local_procs() if procs is None else procs
+    # The training CLI (spct rft|grpo|metarm --config P --model M --out D --set k=v): what every rank
+    # runs, on this node under torchrun or on every node of a multi-node job.
+    args = [kind, "--config", profile, "--model", model_spec, "--out", str(out_dir), "--no-progress",
+            *[a for s in sets if not s.startswith("model.spec=") for a in ("--set", s)]]
     with stage_run(tracking.uri, tracking.parent_run_id, kind) as mlog:
-        mlog.log_params({"profile": profile, "nodes": nodes, **prof.model_dump(mode="json")})
-        if nodes > 1:
-            from spct.k8s.settings import ClusterSettings
-            from spct.pipeline.trainjob import job_name, run_training_job
-
-            settings = ClusterSettings.model_validate(dict(job or {}))
-            # The training CLI (spct rft|grpo|metarm --config P --model M --out D --set k=v) on every node.
-            args = [kind, "--config", profile, "--model", model_spec, "--out", str(out_dir),
-                    *[a for s in sets if not s.startswith("model.spec=") for a in ("--set", s)]]
+        mlog.log_params({"profile": profile, "nodes": nodes, "procs_per_node": procs, **prof.model_dump(mode="json")})
+        if nodes > 1 or procs > 1:
             env = {"MLFLOW_TRACKING_URI": tracking.uri, "SPCT_MLFLOW_RUN_ID": mlog.run_id}
-            # One name per task (the same on a retry, which then adopts or replaces the job).
-            summary = run_training_job(settings, args, nodes=nodes, env=env, name=job_name(tracking.parent_run_id, kind))
-            _replay_curves(out_dir / "metrics.jsonl", mlog)  # rank 0 wrote them on the shared volume
+            launched: dict[str, Any] = {"nodes": nodes, "procs_per_node": procs}
+            if nodes > 1:
+                from spct.k8s.settings import ClusterSettings
+                from spct.pipeline.trainjob import job_name, run_training_job
+
+                settings = ClusterSettings.model_validate(dict(job or {}))
+                # One name per task (the same on a retry, which then adopts or replaces the job).
+                launched = run_training_job(settings, args, nodes=nodes, env=env,
+                                            name=job_name(tracking.parent_run_id, kind))
+            else:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                launch_local(args, procs, env=env, log=out_dir / "launch.log")
+            _replay_curves(out_dir / "metrics.jsonl", mlog)  # rank 0 wrote them (on the shared volume)
+            written = out_dir / "summary.json"
+            summary = {**(json.loads(written.read_text()) if written.is_file() else {}), **launched}
         else:
             logger = MultiLogger(default_logger(out_dir, console_every=max(1, prof.train.log_every)), mlog)
             summary = STAGES[kind].run(prof, out_dir, logger=logger, progress=False)

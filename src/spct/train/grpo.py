@@ -424,7 +424,7 @@ def train(
     seconds = time.perf_counter() - t0
     done = history or [{}]
     summary = {
-        "stage": "grpo", "steps": cfg.steps, "resumed_from": start, "items": len(examples),
+        "stage": "grpo", "steps": cfg.steps, "resumed_from": start, "items": len(examples), "world_size": world,
         "seconds": round(seconds, 2),
         "samples_per_s": totals["samples"] * world / seconds if history else 0.0,
         "tokens_per_s": totals["tokens"] * world / seconds if history else 0.0,

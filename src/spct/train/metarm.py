@@ -182,7 +182,7 @@ def train(
                       config=config, logger=logger, progress=progress)
 
     summary: dict[str, Any] = {
-        "stage": "metarm", "steps": steps, "resumed_from": start, "train_pairs": len(train_pairs), "fresh_trajectories": fresh,
+        "stage": "metarm", "steps": steps, "world_size": world, "resumed_from": start, "train_pairs": len(train_pairs), "fresh_trajectories": fresh,
         "train_right_share": _rate(p.right for p in train_pairs), "seconds": round(time.perf_counter() - t0, 2),
     }  # fmt: skip
     if held:

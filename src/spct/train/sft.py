@@ -196,7 +196,7 @@ def train_sft(
                                 config=dict(config), logger=logger, progress=progress)
     last = history[-1] if history else {}
     summary = {
-        "stage": stage, "steps": steps, "resumed_from": start, "sequences": len(data),
+        "stage": stage, "steps": steps, "resumed_from": start, "sequences": len(data), "world_size": world,
         "seconds": round(time.perf_counter() - t0, 2), "trained_tokens": int(sum(h["tokens"] for h in history)),
         **{f"final_{k}": v for k, v in last.items() if k != "tokens"},
     }  # fmt: skip
