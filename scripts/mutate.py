@@ -171,6 +171,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_train_rft.py::test_next_level_rises_only_while_items_are_too_easy_and_too_few_are_kept",),
         "RFT curriculum: a level is raised although enough was kept",
     ),
+    Mutation(
+        "r", "charts/spct-serving/templates/inferenceservice.yaml",
+        '{{- if eq .Values.deploymentMode "RawDeployment" }}\n    # Knative refuses this pod field',
+        '{{- if true }}\n    # Knative refuses this pod field',
+        ("tests/test_k8s_knative.py::test_the_a100_predictor_renders_only_fields_knative_accepts",
+         "tests/test_cluster_check.py::test_every_overlay_passes"),
+        "serving chart: terminationGracePeriodSeconds rendered for a Serverless predictor (Knative refuses it)",
+    ),
+    Mutation(
+        "s", "src/spct/pipeline/stages.py",
+        "if nodes > 1 or procs > 1:",
+        "if nodes > 1:",
+        ("tests/test_pipeline_launch.py::test_a_single_node_task_trains_as_two_ranks_with_the_optimizer_state_partitioned",),
+        "single-node training task: the stage runs in the task's process on one GPU, whatever the pod has",
+    ),
+    Mutation(
+        "t", "src/spct/pipeline/trainjob.py",
+        "except (Stopped, JobTimedOut) as e:",
+        "except JobTimedOut as e:",
+        ("tests/test_pipeline_compile.py::test_a_cancelled_or_timed_out_launcher_deletes_its_job",),
+        "multi-node launcher: a cancelled run leaves its job (and GPU nodes) running",
+    ),
+    Mutation(
+        "u", "src/spct/k8s/wiring.py",
+        'and (verb in r.get("verbs", []) or "*" in r.get("verbs", []))',
+        "and True",
+        ("tests/test_cluster_corpus.py::test_each_miswiring_is_refused_naming_object_and_field",),
+        "cluster check: a Role rule counts for every verb (the RBAC part of the mis-wiring corpus)",
+    ),
 )
 
 
@@ -200,6 +229,8 @@ def check_text(m: Mutation) -> str | None:
 
 def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    # helm and kubectl (`make tools`) live in this checkout's ignored .tools/, which the copy lacks.
+    env.setdefault("SPCT_TOOLS_DIR", str(Path(__file__).resolve().parents[1] / ".tools" / "bin"))
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--no-header", *tests]
     try:
         p = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)

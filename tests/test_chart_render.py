@@ -199,6 +199,37 @@ def test_helm_test_pod_sends_a_valid_judge_request(helm: Path) -> None:
     assert "grm-spct-serving-predictor.spct.svc.cluster.local/v1/models/spct-grm:predict" in script
 
 
+
+def test_helm_test_pod_carries_the_token_and_passes_against_a_real_predictor(helm: Path, tmp_path: Path) -> None:
+    """With ``apiToken`` set the predictor answers 401 to a request without it: the helm test pod
+    reads the same Secret and sends it. Its script runs here against a real ``spct serve`` (the tiny
+    model) with only the Service URL pointed at loopback."""
+    import os
+    import sys
+
+    from serving_fixture import TOKEN, Server, make_bundle
+
+    objs = objects(render(helm, "--set", "apiToken.secretName=spct-api-token"))
+    pod = next(o for o in objs if o["kind"] == "Pod")
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
+    want = next(e for e in isvc["spec"]["predictor"]["containers"][0]["env"] if e["name"] == "SPCT_API_TOKEN")
+    assert pod["spec"]["containers"][0]["env"] == [want]  # the predictor's Secret and key
+    script = pod["spec"]["containers"][0]["args"][0]
+    server = Server(make_bundle(tmp_path), tmp_path / "server.log").wait_ready()
+    try:
+        local = re.sub(r"http://[^/]+/", f"{server.url}/", script, count=1)
+        assert local != script
+        env = {k: v for k, v in os.environ.items() if k != "SPCT_API_TOKEN"}
+        ok = subprocess.run([sys.executable, "-c", local], env=env | {"SPCT_API_TOKEN": TOKEN},
+                            capture_output=True, text=True, timeout=300)
+        assert ok.returncode == 0 and "judge ok: spct-grm" in ok.stdout, ok.stderr
+        refused = subprocess.run([sys.executable, "-c", local], env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode != 0 and "401" in refused.stderr  # what the pod did before it sent the token
+    finally:
+        server.stop()
+    assert "env" not in next(o for o in objects(render(helm)) if o["kind"] == "Pod")["spec"]["containers"][0]
+
+
 VLLM = CHART / "values-vllm.yaml"
 
 

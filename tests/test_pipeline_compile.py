@@ -183,3 +183,53 @@ def test_trainer_before_v2_2_is_detected(tmp_path):
     with pytest.raises(JobFailed, match="older than v2.2"):
         run_training_job(s, ["grpo"], nodes=2, name="spct-grpo-x", api=api, core=None, say=lambda _: None)
     assert api.deleted == ["spct-grpo-x"]
+
+
+class _RunningTrainer:
+    """The Trainer API as a launcher sees it while the job runs (no cluster here: the calls it makes are
+    recorded, the job never finishes)."""
+
+    def __init__(self):
+        self.created, self.deleted = [], []
+
+    def get_namespaced_custom_object(self, group, version, ns, plural, name):
+        from kubernetes.client.exceptions import ApiException
+
+        if not self.created or name in self.deleted:
+            raise ApiException(status=404)
+        return {"status": {"conditions": [{"type": "Created", "status": "True"}]}}
+
+    def create_namespaced_custom_object(self, group, version, ns, plural, body):
+        self.created.append(body["metadata"]["name"])
+        return body
+
+    def delete_namespaced_custom_object(self, group, version, ns, plural, name, **kw):
+        self.deleted.append((name, kw.get("propagation_policy")))
+
+
+def test_a_cancelled_or_timed_out_launcher_deletes_its_job():
+    """Cancelling a run stops the launcher pod with SIGTERM; the job (owned by that pod, which lives on
+    until the workflow is garbage-collected) must be deleted then, not a day later. Same on a timeout."""
+    import os
+    import signal
+
+    from spct.pipeline.trainjob import JobFailed, JobTimedOut, Stopped, run_training_job
+
+    api = _RunningTrainer()
+
+    def say(line):
+        if line.startswith("created"):
+            os.kill(os.getpid(), signal.SIGTERM)  # what the kubelet sends when the run is cancelled
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Stopped):
+        run_training_job(ClusterSettings(namespace="spct", poll_s=0.05), ["grpo"], nodes=2, name="spct-grpo-c",
+                         api=api, core=None, say=say)
+    assert api.deleted == [("spct-grpo-c", "Background")]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the launcher's only while it waits
+
+    api = _RunningTrainer()
+    with pytest.raises(JobTimedOut, match="still running after"):
+        run_training_job(ClusterSettings(namespace="spct", poll_s=0.01, job_timeout_s=0.05), ["grpo"], nodes=2,
+                         name="spct-grpo-t", api=api, core=None, say=lambda _: None)
+    assert api.deleted == [("spct-grpo-t", "Background")] and issubclass(JobTimedOut, JobFailed)

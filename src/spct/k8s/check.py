@@ -30,8 +30,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
+from pydantic import ValidationError
 
+from spct.k8s import wiring
 from spct.k8s.settings import ClusterSettings
+from spct.k8s.wiring import cpu_cores, quantity_gi
 
 REPO = Path(__file__).resolve().parents[3]
 PREREQUISITES = REPO / "manifests" / "prerequisites.yaml"
@@ -60,6 +63,7 @@ class Inventory:
     runtimes: set[str] = field(default_factory=set)
     pools: list[dict[str, Any]] = field(default_factory=list)
     pod_security: str | None = None  # enforce level of the namespace, when the overlay sets it
+    knative_features: dict[str, str] = field(default_factory=dict)  # Knative Serving's config-features data
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -113,6 +117,7 @@ def inventory(objs: Iterable[Mapping[str, Any]], prerequisites: Mapping[str, Any
         inv.secrets.setdefault(name, set(keys or []))
     inv.runtimes = set(prerequisites.get("clusterTrainingRuntimes") or [])
     inv.pools = list(prerequisites.get("nodePools") or [])
+    inv.knative_features = {str(k): str(v) for k, v in (prerequisites.get("knativeFeatures") or {}).items()}
     return inv
 
 
@@ -131,21 +136,6 @@ class PodView:
     memory_gi: float = 0.0
 
 
-def _quantity_gi(q: str | int | float) -> float:
-    s = str(q)
-    units = {"Ki": 1 / 2**20, "Mi": 1 / 1024, "Gi": 1, "Ti": 1024, "K": 1e3 / 2**30, "M": 1e6 / 2**30, "G": 1e9 / 2**30,
-             "T": 1e12 / 2**30}
-    for u, f in units.items():
-        if s.endswith(u):
-            return float(s[: -len(u)]) * f
-    return float(s) / 2**30
-
-
-def _cpu(q: str | int | float) -> float:
-    s = str(q)
-    return float(s[:-1]) / 1000 if s.endswith("m") else float(s)
-
-
 def pod_view(where: str, spec: Mapping[str, Any], accelerator: str = "nvidia.com/gpu") -> PodView:
     claims = {v["name"]: (v.get("persistentVolumeClaim") or {}).get("claimName", "") for v in spec.get("volumes", [])}
     view = PodView(where, dict(spec))
@@ -155,8 +145,8 @@ def pod_view(where: str, spec: Mapping[str, Any], accelerator: str = "nvidia.com
         req = (c.get("resources") or {}).get("requests") or (c.get("resources") or {}).get("limits") or {}
         lim = (c.get("resources") or {}).get("limits") or {}
         view.gpus += int(lim.get(accelerator, req.get(accelerator, 0)) or 0)
-        view.cpu += _cpu(req.get("cpu", 0))
-        view.memory_gi += _quantity_gi(req.get("memory", 0))
+        view.cpu += cpu_cores(req.get("cpu", 0))
+        view.memory_gi += quantity_gi(req.get("memory", 0))
     return view
 
 
@@ -251,13 +241,9 @@ def check_pool(pod: PodView, inv: Inventory) -> list[Problem]:
 
 
 def restricted_violations(spec: Mapping[str, Any]) -> list[str]:
-    """Pod Security "restricted" rules a pod breaks (the subset spct's pods could break)."""
+    """Pod Security "restricted" rules beyond baseline a pod breaks (the subset spct's pods could break)."""
     out = []
     psc = spec.get("securityContext") or {}
-    if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
-        out.append("host namespaces")
-    if any("hostPath" in v for v in spec.get("volumes", [])):
-        out.append("hostPath volume")
     for c in spec.get("containers", []):
         sc = c.get("securityContext") or {}
         if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot"))):
@@ -273,11 +259,39 @@ def restricted_violations(spec: Mapping[str, Any]) -> list[str]:
     return out
 
 
+# Pod Security "baseline" lets containers add only these capabilities (the container runtime's defaults).
+BASELINE_CAPABILITIES = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                                   "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
+
+
+def baseline_violations(spec: Mapping[str, Any]) -> list[str]:
+    """Pod Security "baseline" rules a pod breaks (the subset spct's pods could break)."""
+    out = []
+    if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+        out.append("host namespaces")
+    out += [f"hostPath volume {v.get('name')}" for v in spec.get("volumes", []) if "hostPath" in v]
+    for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(f"{c.get('name')}: privileged")
+        extra = sorted(set((sc.get("capabilities") or {}).get("add") or []) - BASELINE_CAPABILITIES)
+        if extra:
+            out.append(f"{c.get('name')}: adds capabilities {', '.join(extra)}")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            out.append(f"{c.get('name')}: hostPort")
+    return out
+
+
 def check_pod_security(pod: PodView, inv: Inventory) -> list[Problem]:
+    """The namespace's enforced Pod Security level (restricted includes every baseline rule)."""
     if inv.pod_security == "restricted":
-        return [Problem(pod.where, f"breaks Pod Security 'restricted' enforced on namespace {inv.namespace}: {v}")
-                for v in restricted_violations(pod.spec)]
-    return []
+        found = list(dict.fromkeys([*baseline_violations(pod.spec), *restricted_violations(pod.spec)]))
+    elif inv.pod_security == "baseline":
+        found = baseline_violations(pod.spec)
+    else:
+        return []
+    return [Problem(pod.where, f"breaks Pod Security '{inv.pod_security}' enforced on namespace {inv.namespace}: {v}")
+            for v in found]
 
 
 def allowed_hosts(objs: Iterable[Mapping[str, Any]], namespace: str) -> list[str] | None:
@@ -376,6 +390,7 @@ def _task_pods(pipeline: Mapping[str, Any], platform: Mapping[str, Any], setting
         if "accelerator" in res:
             limits[res["accelerator"].get("resourceType", settings.accelerator)] = res["accelerator"].get("resourceCount", "0")
         requests = {k: v for k, v in (("cpu", res.get("resourceCpuRequest")), ("memory", res.get("resourceMemoryRequest"))) if v}
+        limits |= {k: v for k, v in (("cpu", res.get("resourceCpuLimit")), ("memory", res.get("resourceMemoryLimit"))) if v}
         container["resources"] = {"requests": requests, "limits": limits}
         spec["containers"] = [container]
         out.append((task, pod_view(f"pipeline task {task}", spec, settings.accelerator)))
@@ -416,6 +431,21 @@ def check_images(image: str, tasks: Iterable[PodView], jobs: Iterable[PodView],
         if img != image:
             problems.append(Problem(where, f"runs image {img!r}, not the run's image {image!r}"))
     return problems
+
+
+def check_knative(objs: Sequence[Mapping[str, Any]], inv: Inventory) -> list[Problem]:
+    """Serverless InferenceServices: every predictor field must pass Knative's field masks under the
+    cluster's declared ``config-features`` (:mod:`spct.k8s.knative`), or the revision is refused."""
+    from spct.k8s.knative import refusals
+
+    out = []
+    for o in objs:
+        mode = (o["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode", "Serverless")
+        if o["kind"] == "InferenceService" and mode == "Serverless":
+            where = f"chart InferenceService/{o['metadata']['name']} spec.predictor"
+            out += [Problem(where, f"{r} (a Serverless revision would be refused)")
+                    for r in refusals(o["spec"]["predictor"], inv.knative_features)]
+    return out
 
 
 def check_storage_credentials(objs: Sequence[Mapping[str, Any]]) -> list[Problem]:
@@ -484,9 +514,18 @@ def check(
     pipeline, platform = compile_ir(settings, params, coldstart)
     values = {k: v.get("defaultValue") for k, v in pipeline["root"]["inputDefinitions"]["parameters"].items()} | params
     namespace = values.get("namespace") or "spct"
-    chart_objs = serving.render(f"models:/{values.get('model_name', 'spct-grm')}/1", namespace,
-                                profile=serving_profile, values=serving_values, image=values.get("image"),
-                                tracking_uri=values.get("tracking_uri"))
+    # The deploy step renders the chart with the run's serving_profile/serving_values parameters;
+    # the function's arguments stand in only where the run does not set them.
+    serving_profile = str(params.get("serving_profile") or serving_profile)
+    serving_values = {**(values.get("serving_values") or {}), **dict(serving_values or {})} or None
+    try:
+        chart_objs = serving.render(f"models:/{values.get('model_name', 'spct-grm')}/1", namespace,
+                                    profile=serving_profile, values=serving_values, image=values.get("image"),
+                                    tracking_uri=values.get("tracking_uri"))
+    except (ValueError, FileNotFoundError) as e:  # the deploy step would fail the same way: say so, check the rest
+        problems.append(Problem(f"serving chart (serving_profile={serving_profile}, serving_values)",
+                                " ".join(str(e).split())))
+        chart_objs = []
     inv = inventory([*objs, *[o for o in chart_objs if o["kind"] in ("ServiceAccount",)]], prereq)
     if namespace != inv.namespace:
         problems.append(Problem("pipeline parameter namespace", f"{namespace} is not the overlay's namespace {inv.namespace}"))
@@ -516,6 +555,7 @@ def check(
             reads.setdefault(t, []).append((workdir, "workdir (checkpoints)"))
     for task, view in tasks.items():
         problems += check_references(view, inv)
+        problems += check_pod_wiring(view, inv)
         for path, what in reads.get(task, []):
             problems += check_path(view.where, path, view.mounts, what)
         problems += check_pool(view, inv)
@@ -528,9 +568,16 @@ def check(
         problems.append(Problem("TrainJob", f"ClusterTrainingRuntime {settings.runtime} is not a declared prerequisite"))
 
     # Multi-node job pods: the same node pool, volumes and identities.
-    job_settings = settings.model_copy(update={"image": values.get("image") or settings.image})
+    try:  # the `job` run parameter overrides ClusterSettings fields for the job (spct.pipeline.stages.job_settings)
+        job_settings = settings.with_overrides(dict(values.get("job") or {}))
+    except ValidationError as e:
+        for err in e.errors():
+            problems.append(Problem(f"pipeline parameter job field {'.'.join(map(str, err['loc']))}", err["msg"]))
+        job_settings = settings
+    job_settings = job_settings.model_copy(update={"image": values.get("image") or settings.image})
     for view in _job_pods(job_settings, settings.nodes):
         problems += check_references(view, inv)
+        problems += check_pod_wiring(view, inv)
         if settings.nodes > 1 and "coldstart" not in tasks:
             problems += check_path(view.where, *base_model[:1], view.mounts, base_model[1])
         problems += check_pool(view, inv)
@@ -539,9 +586,11 @@ def check(
     # The serving chart as the deploy step installs it.
     for view in _chart_pods(chart_objs):
         problems += check_references(view, inv)
+        problems += check_pod_wiring(view, inv)
         problems += check_pool(view, inv)
         problems += check_pod_security(view, inv)
     problems += check_storage_credentials(chart_objs)
+    problems += check_knative(chart_objs, inv)
     for o in chart_objs:
         if o["kind"] == "InferenceService" and "containers" in o["spec"]["predictor"]:
             env = {e["name"]: e.get("value") for e in o["spec"]["predictor"]["containers"][0].get("env", [])}
@@ -559,5 +608,30 @@ def check(
     # The overlay's own pods (MLflow).
     for view in _overlay_pods(objs):
         problems += check_references(view, inv)
+        problems += check_pod_wiring(view, inv)
         problems += check_pod_security(view, inv)
+    # The objects' own cross-references: Services, namespaces, shared claims, the runner's rights.
+    problems += _lines(wiring.check_services(objs))
+    problems += _lines(wiring.check_namespaces(objs, inv.namespace))
+    problems += _lines(wiring.check_shared_claims(objs, (settings.checkpoint_pvc, settings.model_cache_pvc,
+                                                         settings.data_pvc), settings.nodes))
+    needs = wiring.runner_needs(chart_objs, settings.job_kind, settings.nodes)
+    problems += _lines(wiring.check_runner_rbac(objs, settings.runner_service_account, inv.namespace, needs))
+    overlay_sas = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
+    for o in chart_objs:
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] in overlay_sas:
+            problems.append(Problem(f"chart ServiceAccount/{o['metadata']['name']} metadata.name",
+                                    "is also the overlay's ServiceAccount: helm would refuse to adopt it, or take "
+                                    "it over with the predictor's settings"))
     return problems
+
+
+def _lines(found: Iterable[tuple[str, str]]) -> list[Problem]:
+    return [Problem(where, message) for where, message in found]
+
+
+def check_pod_wiring(pod: PodView, inv: Inventory) -> list[Problem]:
+    """A pod's own cross-references: named probe ports, ConfigMap keys, requests within limits."""
+    found = [*wiring.check_named_ports(pod.spec), *wiring.check_configmap_keys(pod.spec, inv.config_maps),
+             *wiring.check_requests_within_limits(pod.spec)]
+    return [Problem(f"{pod.where} {where}", message) for where, message in found]

@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,6 +217,29 @@ def run_training_job(
         if e.status != 404:
             raise
         existing = None
+    try:
+        with _sigterm_raises():
+            _start(api, settings, job, existing, owner, ns, name, nodes, say)
+            return _wait(api, settings, job, ns, name, nodes, say)
+    except (Stopped, JobTimedOut) as e:
+        # A cancelled run (KFP sets activeDeadlineSeconds=0 and the kubelet stops this pod with SIGTERM)
+        # or the task's own deadline: the job's owner pod is only deleted with the workflow, a day
+        # later (TTL), and its GPU nodes would keep training until then. Delete it now.
+        say(f"{e}; deleting {job['kind']} {ns}/{name} so its nodes are freed")
+        try:
+            api.delete_namespaced_custom_object(group, version, ns, plural, name, propagation_policy="Background")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        raise
+
+
+def _start(api: Any, settings: ClusterSettings, job: Mapping[str, Any], existing: Mapping[str, Any] | None,
+           owner: Mapping[str, Any] | None, ns: str, name: str, nodes: int, say: Callable[[str], None]) -> None:
+    """Create the job, or (a retry) adopt or replace the earlier attempt's."""
+    from kubernetes.client.exceptions import ApiException
+
+    group, version, plural = API[settings.job_kind]
     action = on_retry(settings.job_kind, existing)
     if action == "replace":
         say(f"{job['kind']} {ns}/{name} from an earlier attempt failed; deleting it and starting again")
@@ -246,6 +270,39 @@ def run_training_job(
                             "account; use the training operator (job_kind=pytorchjob) or see docs/cluster.md, "
                             "'Trainer before v2.2'")
         say(f"created {job['kind']} {ns}/{name}: {nodes} nodes x {settings.gpus} GPUs")
+
+
+class Stopped(BaseException):
+    """This task was told to stop (SIGTERM); a BaseException so no ``except Exception`` swallows it."""
+
+
+class JobTimedOut(JobFailed):
+    """The job ran past ``job_timeout_s``."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Stopped` in the main thread for the duration (elsewhere: no change)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Stopped(f"stopped by signal {signum} (the run was cancelled or the pod is being deleted)")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(api: Any, settings: ClusterSettings, job: Mapping[str, Any], ns: str, name: str, nodes: int,
+          say: Callable[[str], None]) -> dict[str, Any]:
+    group, version, plural = API[settings.job_kind]
     deadline = time.monotonic() + settings.job_timeout_s
     seen: str = ""
     while True:
@@ -261,5 +318,5 @@ def run_training_job(
         if state == "failed":
             raise JobFailed(f"{job['kind']} {ns}/{name} failed: {reason or 'no reason given'}")
         if time.monotonic() > deadline:
-            raise JobFailed(f"{job['kind']} {ns}/{name} still running after {settings.job_timeout_s:.0f}s")
+            raise JobTimedOut(f"{job['kind']} {ns}/{name} still running after {settings.job_timeout_s:.0f}s")
         time.sleep(settings.poll_s)
