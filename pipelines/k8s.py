@@ -23,6 +23,11 @@ def with_mlflow(task: dsl.PipelineTask, s: ClusterSettings) -> dsl.PipelineTask:
     return task
 
 
+def _pull_secrets(task: dsl.PipelineTask, s: ClusterSettings) -> None:
+    if s.image_pull_secrets:  # a private registry: every pod of the run pulls the run's image
+        kubernetes.set_image_pull_secrets(task, list(s.image_pull_secrets))
+
+
 def _volumes(task: dsl.PipelineTask, s: ClusterSettings, *, checkpoints: bool, models: bool, data: bool) -> None:
     if checkpoints:
         kubernetes.mount_pvc(task, s.checkpoint_pvc, mount_path=WORKDIR)
@@ -36,6 +41,7 @@ def cpu_task(task: dsl.PipelineTask, s: ClusterSettings, cpu: str = "2", memory:
              checkpoints: bool = False, data: bool = False) -> dsl.PipelineTask:
     task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
     _volumes(task, s, checkpoints=checkpoints, models=False, data=data)
+    _pull_secrets(task, s)
     return with_mlflow(task, s)
 
 
@@ -64,6 +70,7 @@ def gpu_task(task: dsl.PipelineTask, s: ClusterSettings, *, train: bool, node_se
     # NCCL and DataLoader workers share tensors through /dev/shm; the default 64 MB is far too small.
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=s.shm_size)
     _volumes(task, s, checkpoints=True, models=True, data=data)
+    _pull_secrets(task, s)
     kubernetes.set_timeout(task, s.timeout_s)
     task.set_retry(s.retries, backoff_duration=s.backoff, backoff_factor=2.0, backoff_max_duration="3600s")
     task.set_env_variable("HF_HUB_OFFLINE", "1")

@@ -116,7 +116,7 @@ def build(settings: "ClusterSettings | None" = None, *, coldstart_stage: bool = 
                 with dsl.If(gate.outputs["promoted"] == True):  # noqa: E712
                     dep = deploy(model_name=model_name, version=reg.outputs["Output"], namespace=namespace,
                                  release=RELEASE, image=image, serving_profile=serving_profile, values=serving_values,
-                                 tracking_uri=tracking_uri, parent_run_id=parent)
+                                 tracking_uri=tracking_uri, parent_run_id=parent, pull_secrets=list(s.image_pull_secrets))
                     cpu_task(dep.set_container_image(image), s, cpu="1", memory="2Gi").set_caching_options(False)
 
     return spct_pipeline

@@ -147,3 +147,38 @@ def test_a_compiled_cold_start_with_zero_steps(a100_objects) -> None:
     out = _messages(check(objects=a100_objects, coldstart=True))
     assert "pipeline task coldstart: coldstart_steps is 0: the task would hold 8 GPUs for a no-op" in out
     assert check(objects=a100_objects, coldstart=True, params={"coldstart_steps": 200}) == []
+
+
+def test_the_runbooks_loader_pod_is_valid_and_mounts_the_overlays_claims(a100_objects) -> None:
+    """docs/cluster.md step 6: the throw-away pod that fills the volumes, as a user pastes it ($REG set)."""
+    import re
+
+    from spct.k8s import validate_rendered
+    from spct.k8s.check import baseline_violations, check_references, inventory, pod_view, restricted_violations
+
+    text = (REPO / "docs" / "cluster.md").read_text()
+    block = re.search(r"kubectl -n spct apply -f - <<EOF\n(.*?)\nEOF\n", text, re.S).group(1)
+    pod = yaml.safe_load(block.replace("$REG", "registry.example.com/ml"))
+    pod["metadata"]["namespace"] = "spct"
+    assert validate_rendered([pod], []) == []
+    inv = inventory(a100_objects, yaml.safe_load(PREREQUISITES.read_text()))
+    view = pod_view("loader", pod["spec"])
+    assert check_references(view, inv) == [] and set(view.mounts.values()) == {"spct-model-cache", "spct-data"}
+    assert baseline_violations(pod["spec"]) == [] and restricted_violations(pod["spec"]) == []
+
+
+def test_a_private_registrys_pull_secret_reaches_every_pod(a100_objects) -> None:
+    """`-s image_pull_secrets=...`: every task pod, job pod and the predictor pull with it; once the Secret
+    is declared the configuration passes, and without it each of them is named (tests/test_cluster_corpus.py)."""
+    from spct.k8s.check import _chart_pods, _job_pods, _task_pods, compile_ir
+    from spct.serving import deploy
+
+    s = ClusterSettings(image_pull_secrets=("regcred",), nodes=2)
+    pipeline, platform = compile_ir(s, {}, False)
+    pods = [v for _, v in _task_pods(pipeline, platform, s, {})] + _job_pods(s, 2)
+    pods += _chart_pods(deploy.render("models:/spct-grm/1", "spct", profile="a100", values=deploy.with_pull_secrets({}, ["regcred"])))
+    assert len(pods) > 10 and all(p.spec.get("imagePullSecrets") == [{"name": "regcred"}] for p in pods), \
+        [p.where for p in pods if p.spec.get("imagePullSecrets") != [{"name": "regcred"}]]
+    prereq = yaml.safe_load(PREREQUISITES.read_text())
+    prereq["secrets"]["regcred"] = [".dockerconfigjson"]
+    assert check(objects=copy.deepcopy(a100_objects), settings=s, prerequisites=prereq) == []

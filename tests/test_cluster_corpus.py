@@ -30,6 +30,7 @@ class Miswiring:
     settings: dict[str, Any] = field(default_factory=dict)
     serving_values: dict[str, Any] | None = None
     prereq: Callable[[dict], None] | None = None
+    kfp_version: str | None = None
 
 
 def _one(objs: list[dict], kind: str, name: str | None = None) -> dict:
@@ -154,6 +155,10 @@ CORPUS = [
               serving_values={"model": {"storageUri": "s3://bucket/models/grm"}}),
     Miswiring("missing-secret", ("Secret spct-mlflow-credentials",),
               prereq=lambda p: p["secrets"].pop("spct-mlflow-credentials")),
+    Miswiring("pull-secret-undeclared", ("chart InferenceService/spct-serving", "imagePullSecrets: Secret regcred"),
+              settings={"image_pull_secrets": ("regcred",)}),
+    Miswiring("kfp-backend-2.2", ("KFP backend 2.2.0", "node selector from a run parameter", "KFP >= 2.5"),
+              kfp_version="2.2.0"),
     Miswiring("trainer-runtime", ("ClusterTrainingRuntime torch-distributed",),
               prereq=lambda p: p.update({"clusterTrainingRuntimes": []}), settings={"nodes": 2}),
 ]
@@ -167,7 +172,7 @@ def shipped():
 def test_the_corpus_is_large_and_the_shipped_configuration_passes(shipped):
     objs, prereq = shipped
     assert len(CORPUS) >= 30 and len({m.id for m in CORPUS}) == len(CORPUS)
-    assert check(objects=copy.deepcopy(objs), prerequisites=copy.deepcopy(prereq)) == []
+    assert check(objects=copy.deepcopy(objs), prerequisites=copy.deepcopy(prereq), kfp_version="2.5.0") == []
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[m.id for m in CORPUS])
@@ -178,5 +183,6 @@ def test_each_miswiring_is_refused_naming_object_and_field(shipped, case: Miswir
     if case.prereq:
         case.prereq(prereq)
     problems = [str(p) for p in check(objects=objs, prerequisites=prereq, params=case.params,
-                                      settings=ClusterSettings(**case.settings), serving_values=case.serving_values)]
+                                      settings=ClusterSettings(**case.settings), serving_values=case.serving_values,
+                                      kfp_version=case.kfp_version)]
     assert any(all(f in line for f in case.expect) for line in problems), "\n".join(problems) or "nothing refused"

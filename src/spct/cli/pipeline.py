@@ -100,6 +100,7 @@ def cluster_check_command(
     serving_profile: str = typer.Option("a100", "--serving-profile", help="default | a100: the chart values the deploy step uses."),
     values: list[Path] = typer.Option([], "--values", "-f", help="Extra chart values files, as passed to the deploy step."),
     prerequisites: Path = typer.Option(None, "--prerequisites", help="What the cluster provides (default manifests/prerequisites.yaml)."),
+    kfp_version: str = typer.Option(None, "--kfp-version", help="The KFP backend's version (its UI footer or `kubectl -n kubeflow get deploy ml-pipeline -o jsonpath='{.spec.template.spec.containers[0].image}'`): refused below what the pipeline needs."),
 ) -> None:
     """Render pipeline, overlay, chart and job templates for these values; print each disagreement on one line."""
     import yaml
@@ -119,7 +120,8 @@ def cluster_check_command(
         _fail(f"--prerequisites {prereq}: no such file")
     try:
         problems = check(overlay, settings=s, params=parse_params(param), coldstart=coldstart,
-                         serving_profile=serving_profile, serving_values=chart_values, prerequisites=prereq)
+                         serving_profile=serving_profile, serving_values=chart_values, prerequisites=prereq,
+                         kfp_version=kfp_version)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     for p in problems:

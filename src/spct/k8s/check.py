@@ -19,6 +19,8 @@ Each problem is one line naming the object and what is wrong. No API server is c
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import shlex
 import subprocess
@@ -84,12 +86,22 @@ def render_overlay(overlay: str | Path) -> list[dict[str, Any]]:
 
 
 def compile_ir(settings: ClusterSettings, params: Mapping[str, Any], coldstart: bool) -> tuple[dict, dict]:
+    """The compiled pipeline and its Kubernetes executor settings for these settings and parameters."""
+    fields = json.dumps(settings.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    text = _compiled(fields, json.dumps(dict(params), sort_keys=True, default=str), coldstart)
+    pipeline, platform = list(yaml.safe_load_all(text))
+    return pipeline, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(fields: str, params: str, coldstart: bool) -> str:
+    # A pure function of its arguments; kept for repeated checks in one process (the mis-wiring
+    # corpus runs dozens), returned as text so no caller can change what the next one gets.
     from spct.pipeline.run import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = compile_pipeline(Path(tmp) / "spct.yaml", params, coldstart=coldstart, **settings.model_dump(exclude_unset=True))
-        pipeline, platform = list(yaml.safe_load_all(out.read_text()))
-    return pipeline, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        out = compile_pipeline(Path(tmp) / "spct.yaml", json.loads(params), coldstart=coldstart, **json.loads(fields))
+        return out.read_text()
 
 
 def inventory(objs: Iterable[Mapping[str, Any]], prerequisites: Mapping[str, Any]) -> Inventory:
@@ -190,6 +202,10 @@ def check_references(pod: PodView, inv: Inventory) -> list[Problem]:
         claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
         if claim and claim not in inv.pvcs and claim not in pod.mounts.values():
             problems.append(Problem(pod.where, f"PersistentVolumeClaim {claim} is not declared by the overlay"))
+    for ref in pod.spec.get("imagePullSecrets") or []:
+        if ref["name"] not in inv.secrets:
+            problems.append(Problem(pod.where, f"imagePullSecrets: Secret {ref['name']} is neither rendered nor a "
+                                               "prerequisite (manifests/prerequisites.yaml)"))
     sa = pod.spec.get("serviceAccountName")
     if sa and sa not in inv.service_accounts:
         problems.append(Problem(pod.where, f"ServiceAccount {sa} is not declared by the overlay or chart"))
@@ -375,6 +391,8 @@ def _task_pods(pipeline: Mapping[str, Any], platform: Mapping[str, Any], setting
         for i, m in enumerate(k8s.get("pvcMount", [])):
             spec["volumes"].append({"name": f"pvc{i}", "persistentVolumeClaim": {"claimName": m["constant"]}})
             container["volumeMounts"].append({"name": f"pvc{i}", "mountPath": m["mountPath"]})
+        if k8s.get("imagePullSecret"):
+            spec["imagePullSecrets"] = [{"name": x["secretName"]} for x in k8s["imagePullSecret"]]
         if "nodeSelector" in k8s:
             ns = k8s["nodeSelector"]
             spec["nodeSelector"] = (values.get(ns["nodeSelectorJson"]["componentInputParameter"].removeprefix("pipelinechannel--"))
@@ -431,6 +449,31 @@ def check_images(image: str, tasks: Iterable[PodView], jobs: Iterable[PodView],
         if img != image:
             problems.append(Problem(where, f"runs image {img!r}, not the run's image {image!r}"))
     return problems
+
+
+# The oldest KFP backend whose driver applies what the compiled pipeline uses: node selector and
+# tolerations from run parameters (kfp-kubernetes' nodeSelectorJson / tolerationJson) and retry
+# backoff; an older driver rejects the platform spec (the 2.2 driver, as issue 20 reports it; the
+# threshold is that report's, not re-derived here from the backend's source).
+KFP_BACKEND_MIN = (2, 5)
+
+
+def check_kfp_backend(version: str, pipeline: Mapping[str, Any], platform: Mapping[str, Any]) -> list[Problem]:
+    """The KFP backend named with ``--kfp-version`` must run what the compiled pipeline uses."""
+    m = re.match(r"^v?(\d+)\.(\d+)", version.strip())
+    if not m:
+        return [Problem("KFP backend version", f"{version!r} is not a version like 2.5.0")]
+    if (int(m.group(1)), int(m.group(2))) >= KFP_BACKEND_MIN:
+        return []
+    text = json.dumps(platform)
+    uses = [f for f, key in (("node selector from a run parameter", "nodeSelectorJson"),
+                             ("tolerations from a run parameter", "tolerationJson")) if key in text]
+    if "backoffDuration" in json.dumps(pipeline):
+        uses.append("retry backoff")
+    if not uses:
+        return []
+    need = ".".join(map(str, KFP_BACKEND_MIN))
+    return [Problem(f"KFP backend {version}", f"the compiled pipeline uses {', '.join(uses)}, which needs KFP >= {need}")]
 
 
 def check_knative(objs: Sequence[Mapping[str, Any]], inv: Inventory) -> list[Problem]:
@@ -500,6 +543,7 @@ def check(
     serving_values: Mapping[str, Any] | None = None,
     prerequisites: str | Path | Mapping[str, Any] = PREREQUISITES,
     objects: Sequence[Mapping[str, Any]] | None = None,
+    kfp_version: str | None = None,
 ) -> list[Problem]:
     """Every disagreement between pipeline, overlay, chart, job templates and the declared cluster."""
     from spct.config import load_profile
@@ -512,12 +556,15 @@ def check(
     problems: list[Problem] = []
 
     pipeline, platform = compile_ir(settings, params, coldstart)
+    if kfp_version:
+        problems += check_kfp_backend(kfp_version, pipeline, platform)
     values = {k: v.get("defaultValue") for k, v in pipeline["root"]["inputDefinitions"]["parameters"].items()} | params
     namespace = values.get("namespace") or "spct"
     # The deploy step renders the chart with the run's serving_profile/serving_values parameters;
     # the function's arguments stand in only where the run does not set them.
     serving_profile = str(params.get("serving_profile") or serving_profile)
-    serving_values = {**(values.get("serving_values") or {}), **dict(serving_values or {})} or None
+    serving_values = serving.with_pull_secrets({**(values.get("serving_values") or {}), **dict(serving_values or {})},
+                                      settings.image_pull_secrets) or None
     try:
         chart_objs = serving.render(f"models:/{values.get('model_name', 'spct-grm')}/1", namespace,
                                     profile=serving_profile, values=serving_values, image=values.get("image"),

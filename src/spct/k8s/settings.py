@@ -61,6 +61,9 @@ class ClusterSettings(BaseModel):
     runner_service_account: str = "spct-pipeline-runner"
     trainer_service_account: str = "spct-trainer"
     mlflow_secret: str = "spct-mlflow-credentials"
+    image_pull_secrets: tuple[str, ...] = Field(
+        (), description="Secrets (kubernetes.io/dockerconfigjson) for a private registry: on every task pod, job "
+                        "pod and the predictor; list them in manifests/prerequisites.yaml so the check finds them")
     # Pipeline task behaviour.
     retries: int = Field(2, ge=0)
     backoff: str = "300s"

@@ -406,12 +406,16 @@ def promote_stage(model_name: str, version: str, policy: GatePolicy, tracking: T
 
 def deploy_stage(model_name: str, version: str, namespace: str, tracking: Tracking, *, release: str | None = None,
                  image: str | None = None, profile: str = "a100", values: Mapping[str, Any] | None = None,
-                 apply: bool = True, out_dir: Path | None = None) -> dict[str, Any]:
+                 apply: bool = True, out_dir: Path | None = None, pull_secrets: Sequence[str] = ()) -> dict[str, Any]:
     """Install or upgrade the serving chart pinned to ``models:/NAME/VERSION`` (spct.serving.deploy).
 
     The pipeline runs this only after its gate promoted ``version``; the deploy itself checks that
-    again (the version's ``spct.gate.decision``) and is never forced from here."""
+    again (the version's ``spct.gate.decision``) and is never forced from here. ``pull_secrets`` (the
+    run's ``ClusterSettings.image_pull_secrets``) become the chart's ``imagePullSecrets`` unless
+    ``values`` set them."""
     from spct.serving import deploy as serving_deploy
+
+    values = serving_deploy.with_pull_secrets(values, pull_secrets)
 
     with stage_run(tracking.uri, tracking.parent_run_id, "deploy") as log:
         result = serving_deploy.deploy(

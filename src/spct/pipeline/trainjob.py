@@ -55,6 +55,8 @@ def _pod_settings(template: dict[str, Any], s: ClusterSettings) -> None:
     pod["nodeSelector"] = dict(s.node_selector)
     pod["tolerations"] = [dict(t) for t in s.tolerations]
     pod["serviceAccountName"] = s.trainer_service_account
+    if s.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
     claims = {"checkpoints": s.checkpoint_pvc, "model-cache": s.model_cache_pvc, "data": s.data_pvc}
     for vol in pod.get("volumes", []):
         if vol["name"] in claims:

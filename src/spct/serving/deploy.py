@@ -28,7 +28,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -445,6 +445,14 @@ def deploy(
                       result)
 
 
+def with_pull_secrets(values: Mapping[str, Any] | None, pull_secrets: Sequence[str]) -> dict[str, Any]:
+    """The serving chart's values as the deploy step passes them: the run's ``serving_values`` over the
+    cluster's image pull secrets (what ``spct cluster check`` renders too)."""
+    base = {"imagePullSecrets": [{"name": n} for n in pull_secrets]} if pull_secrets else {}
+    return base | dict(values or {})
+
+
 __all__ = ["CHART", "Cluster", "DeployError", "NotPromoted", "PROFILES", "RELEASE", "Readiness", "WaitResult",
            "build_inference_service", "chart_values", "check_promoted", "deploy", "merge_values", "pin_version", "readiness",
-           "record_forced", "release_values", "render", "split_image", "wait_ready"]
+           "record_forced", "release_values", "render", "split_image", "wait_ready", "with_pull_secrets"]
+
