@@ -200,6 +200,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_cluster_corpus.py::test_each_miswiring_is_refused_naming_object_and_field",),
         "cluster check: a Role rule counts for every verb (the RBAC part of the mis-wiring corpus)",
     ),
+    Mutation(
+        "v", "src/spct/k8s/check.py",
+        "KFP_BACKEND_MIN = (2, 5)",
+        "KFP_BACKEND_MIN = (2, 2)",
+        ("tests/test_cluster_corpus.py::test_each_miswiring_is_refused_naming_object_and_field",),
+        "cluster check: a KFP 2.2 backend accepted for a pipeline that needs 2.5",
+    ),
 )
 
 

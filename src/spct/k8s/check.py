@@ -66,6 +66,7 @@ class Inventory:
     pools: list[dict[str, Any]] = field(default_factory=list)
     pod_security: str | None = None  # enforce level of the namespace, when the overlay sets it
     knative_features: dict[str, str] = field(default_factory=dict)  # Knative Serving's config-features data
+    serving_runtimes: set[str] = field(default_factory=set)  # KServe ClusterServingRuntimes
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -130,6 +131,7 @@ def inventory(objs: Iterable[Mapping[str, Any]], prerequisites: Mapping[str, Any
     inv.runtimes = set(prerequisites.get("clusterTrainingRuntimes") or [])
     inv.pools = list(prerequisites.get("nodePools") or [])
     inv.knative_features = {str(k): str(v) for k, v in (prerequisites.get("knativeFeatures") or {}).items()}
+    inv.serving_runtimes = set(prerequisites.get("clusterServingRuntimes") or [])
     return inv
 
 
@@ -563,8 +565,8 @@ def check(
     # The deploy step renders the chart with the run's serving_profile/serving_values parameters;
     # the function's arguments stand in only where the run does not set them.
     serving_profile = str(params.get("serving_profile") or serving_profile)
-    serving_values = serving.with_pull_secrets({**(values.get("serving_values") or {}), **dict(serving_values or {})},
-                                      settings.image_pull_secrets) or None
+    run_values = {**(values.get("serving_values") or {}), **dict(serving_values or {})}
+    serving_values = serving.with_pull_secrets(run_values, settings.image_pull_secrets) or None
     try:
         chart_objs = serving.render(f"models:/{values.get('model_name', 'spct-grm')}/1", namespace,
                                     profile=serving_profile, values=serving_values, image=values.get("image"),
@@ -638,6 +640,11 @@ def check(
         problems += check_pod_security(view, inv)
     problems += check_storage_credentials(chart_objs)
     problems += check_knative(chart_objs, inv)
+    for o in chart_objs:
+        runtime = ((o["spec"].get("predictor") or {}).get("model") or {}).get("runtime") if o["kind"] == "InferenceService" else None
+        if runtime and runtime not in inv.serving_runtimes:
+            problems.append(Problem(f"chart InferenceService/{o['metadata']['name']} spec.predictor.model.runtime",
+                                    f"ClusterServingRuntime {runtime} is not a declared prerequisite"))
     for o in chart_objs:
         if o["kind"] == "InferenceService" and "containers" in o["spec"]["predictor"]:
             env = {e["name"]: e.get("value") for e in o["spec"]["predictor"]["containers"][0].get("env", [])}
