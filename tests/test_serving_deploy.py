@@ -173,20 +173,18 @@ def test_values_merge_like_helm_and_canary(tmp_path: Path) -> None:
 
 
 def test_deploy_rbac_matches_the_pipeline_role() -> None:
-    """Helm creates/updates every object the chart renders and keeps its records in ConfigMaps:
-    the runner's Role must grant exactly that, and no Secrets (HELM_DRIVER=configmap)."""
-    role = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifests" / "base" / "rbac.yaml").read_text().split("---")[0])
-    grants = {(g, r): set(rule["verbs"]) for rule in role["rules"] if not rule.get("resourceNames")
-              for g in rule["apiGroups"] for r in rule["resources"]}
-    helm_verbs = {"get", "list", "create", "patch", "update", "delete"}
-    plural = {"InferenceService": (d.GROUP, "inferenceservices"), "ServiceAccount": ("", "serviceaccounts"),
-              "NetworkPolicy": ("networking.k8s.io", "networkpolicies")}
-    for obj in d.render("models:/spct-grm/3", "spct", profile="a100"):
-        if obj["kind"] == "Pod":  # the `helm test` hook, never installed by upgrade --install
-            continue
-        assert helm_verbs <= grants[plural[obj["kind"]]], obj["kind"]
-    assert helm_verbs <= grants[("", "configmaps")] and d.HELM_DRIVER == "configmap"
-    assert ("", "secrets") not in grants
+    """Helm creates/updates every object the chart renders and keeps its records in ConfigMaps: the
+    runner's Role must grant that (spct.k8s.wiring.runner_needs, what the cluster check holds it to),
+    and no Secrets (HELM_DRIVER=configmap)."""
+    from spct.k8s import wiring
+    from spct.k8s.check import render_overlay
+
+    objs = render_overlay("a100")
+    needs = wiring.runner_needs(d.render("models:/spct-grm/3", "spct", profile="a100"), "trainjob", nodes=1)
+    assert {("", "configmaps"), (d.GROUP, "inferenceservices")} <= set(needs) and d.HELM_DRIVER == "configmap"
+    assert wiring.check_runner_rbac(objs, "spct-pipeline-runner", "spct", needs) == []
+    rules = wiring.rules_for(objs, "spct-pipeline-runner", "spct")
+    assert not any(wiring.allows(rules, "", "secrets", v) for v in ("get", "list", "create", "update"))
 
 
 def test_cli_deploy_dry_run(tmp_path: Path) -> None:
