@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from spct.k8s import wiring
 from spct.k8s.settings import ClusterSettings
-from spct.k8s.wiring import cpu_cores, quantity_gi
+from spct.k8s.wiring import quantity
 
 REPO = Path(__file__).resolve().parents[3]
 PREREQUISITES = REPO / "manifests" / "prerequisites.yaml"
@@ -159,8 +159,8 @@ def pod_view(where: str, spec: Mapping[str, Any], accelerator: str = "nvidia.com
         req = (c.get("resources") or {}).get("requests") or (c.get("resources") or {}).get("limits") or {}
         lim = (c.get("resources") or {}).get("limits") or {}
         view.gpus += int(lim.get(accelerator, req.get(accelerator, 0)) or 0)
-        view.cpu += cpu_cores(req.get("cpu", 0))
-        view.memory_gi += quantity_gi(req.get("memory", 0))
+        view.cpu += quantity(req.get("cpu", 0))
+        view.memory_gi += quantity(req.get("memory", 0)) / 2**30
     return view
 
 
@@ -272,8 +272,6 @@ def restricted_violations(spec: Mapping[str, Any]) -> list[str]:
             out.append(f"{c.get('name')}: capabilities not dropped")
         if ((sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")) not in ("RuntimeDefault", "Localhost"):
             out.append(f"{c.get('name')}: no RuntimeDefault seccomp profile")
-        if sc.get("privileged"):
-            out.append(f"{c.get('name')}: privileged")
     return out
 
 
@@ -303,7 +301,7 @@ def baseline_violations(spec: Mapping[str, Any]) -> list[str]:
 def check_pod_security(pod: PodView, inv: Inventory) -> list[Problem]:
     """The namespace's enforced Pod Security level (restricted includes every baseline rule)."""
     if inv.pod_security == "restricted":
-        found = list(dict.fromkeys([*baseline_violations(pod.spec), *restricted_violations(pod.spec)]))
+        found = [*baseline_violations(pod.spec), *restricted_violations(pod.spec)]
     elif inv.pod_security == "baseline":
         found = baseline_violations(pod.spec)
     else:
@@ -512,8 +510,7 @@ def check_storage_credentials(objs: Sequence[Mapping[str, Any]]) -> list[Problem
 
 
 def _overlay_pods(objs: Sequence[Mapping[str, Any]]) -> list[PodView]:
-    return [pod_view(f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
-            for o in objs if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
+    return [pod_view(f"{w['kind']}/{w['metadata']['name']}", spec) for w, _, spec in wiring.pod_templates(objs)]
 
 
 def _job_pods(settings: ClusterSettings, nodes: int) -> list[PodView]:
@@ -603,12 +600,9 @@ def check(
         if t in tasks and workdir:
             reads.setdefault(t, []).append((workdir, "workdir (checkpoints)"))
     for task, view in tasks.items():
-        problems += check_references(view, inv)
-        problems += check_pod_wiring(view, inv)
+        problems += check_pod(view, inv)
         for path, what in reads.get(task, []):
             problems += check_path(view.where, path, view.mounts, what)
-        problems += check_pool(view, inv)
-        problems += check_pod_security(view, inv)
     if "coldstart" in tasks and int(values.get("coldstart_steps") or 0) <= 0:
         problems.append(Problem("pipeline task coldstart", f"coldstart_steps is 0: the task would hold {settings.gpus} GPUs "
                                                            "for a no-op; compile without --coldstart"))
@@ -624,20 +618,15 @@ def check(
             problems.append(Problem(f"pipeline parameter job field {'.'.join(map(str, err['loc']))}", err["msg"]))
         job_settings = settings
     job_settings = job_settings.model_copy(update={"image": values.get("image") or settings.image})
-    for view in _job_pods(job_settings, settings.nodes):
-        problems += check_references(view, inv)
-        problems += check_pod_wiring(view, inv)
+    job_pods = _job_pods(job_settings, settings.nodes)
+    for view in job_pods:
+        problems += check_pod(view, inv)
         if settings.nodes > 1 and "coldstart" not in tasks:
             problems += check_path(view.where, *base_model[:1], view.mounts, base_model[1])
-        problems += check_pool(view, inv)
-        problems += check_pod_security(view, inv)
 
     # The serving chart as the deploy step installs it.
     for view in _chart_pods(chart_objs):
-        problems += check_references(view, inv)
-        problems += check_pod_wiring(view, inv)
-        problems += check_pool(view, inv)
-        problems += check_pod_security(view, inv)
+        problems += check_pod(view, inv)
     problems += check_storage_credentials(chart_objs)
     problems += check_knative(chart_objs, inv)
     for o in chart_objs:
@@ -656,14 +645,11 @@ def check(
                     problems.append(Problem(f"chart ServiceAccount/{o['metadata']['name']}",
                                             f"storage Secret {s['name']} is neither rendered nor a prerequisite"))
 
-    problems += check_images(values.get("image") or settings.image, tasks.values(), _job_pods(job_settings, settings.nodes),
-                             chart_objs)
+    problems += check_images(values.get("image") or settings.image, tasks.values(), job_pods, chart_objs)
 
     # The overlay's own pods (MLflow).
     for view in _overlay_pods(objs):
-        problems += check_references(view, inv)
-        problems += check_pod_wiring(view, inv)
-        problems += check_pod_security(view, inv)
+        problems += check_pod(view, inv)
     # The objects' own cross-references: Services, namespaces, shared claims, the runner's rights.
     problems += _lines(wiring.check_services(objs))
     problems += _lines(wiring.check_namespaces(objs, inv.namespace))
@@ -684,8 +670,11 @@ def _lines(found: Iterable[tuple[str, str]]) -> list[Problem]:
     return [Problem(where, message) for where, message in found]
 
 
-def check_pod_wiring(pod: PodView, inv: Inventory) -> list[Problem]:
-    """A pod's own cross-references: named probe ports, ConfigMap keys, requests within limits."""
+def check_pod(pod: PodView, inv: Inventory) -> list[Problem]:
+    """Every per-pod check, the same for task, job, chart and overlay pods: references, the pod's own
+    cross-references (named probe ports, ConfigMap keys, requests within limits), node pool (GPU pods
+    only) and the namespace's Pod Security level."""
     found = [*wiring.check_named_ports(pod.spec), *wiring.check_configmap_keys(pod.spec, inv.config_maps),
              *wiring.check_requests_within_limits(pod.spec)]
-    return [Problem(f"{pod.where} {where}", message) for where, message in found]
+    return [*check_references(pod, inv), *[Problem(f"{pod.where} {where}", message) for where, message in found],
+            *check_pool(pod, inv), *check_pod_security(pod, inv)]

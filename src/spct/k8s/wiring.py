@@ -99,29 +99,11 @@ def check_configmap_keys(spec: Mapping[str, Any], config_maps: Mapping[str, set[
     return out
 
 
-def quantity_gi(q: str | int | float) -> float:
-    """A Kubernetes memory quantity in GiB."""
-    s = str(q)
-    units = {"Ki": 1 / 2**20, "Mi": 1 / 1024, "Gi": 1, "Ti": 1024, "K": 1e3 / 2**30, "M": 1e6 / 2**30, "G": 1e9 / 2**30,
-             "T": 1e12 / 2**30}
-    for u, f in units.items():
-        if s.endswith(u):
-            return float(s[: -len(u)]) * f
-    return float(s) / 2**30
+def quantity(q: str | int | float) -> float:
+    """A Kubernetes quantity as a number ("500m" -> 0.5, "4Gi" -> 4294967296), by the client's own parser."""
+    from kubernetes.utils import parse_quantity
 
-
-def cpu_cores(q: str | int | float) -> float:
-    """A Kubernetes CPU quantity in cores."""
-    s = str(q)
-    return float(s[:-1]) / 1000 if s.endswith("m") else float(s)
-
-
-def _amount(resource: str, q: Any) -> float:
-    if resource == "cpu":
-        return cpu_cores(q)
-    if resource in ("memory", "ephemeral-storage") or str(q)[-2:] in ("Ki", "Mi", "Gi", "Ti"):
-        return quantity_gi(q)
-    return float(q)
+    return float(parse_quantity(q))
 
 
 def check_requests_within_limits(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -131,7 +113,7 @@ def check_requests_within_limits(spec: Mapping[str, Any]) -> list[tuple[str, str
         res = c.get("resources") or {}
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
         for k, req in requests.items():
-            if k in limits and _amount(k, req) > _amount(k, limits[k]):
+            if k in limits and quantity(req) > quantity(limits[k]):
                 out.append((f"container {c.get('name')} resources.requests.{k}",
                             f"{req} is above the limit {limits[k]}"))
     return out
@@ -189,7 +171,7 @@ def runner_needs(chart_objs: Iterable[Mapping[str, Any]], job_kind: str, nodes: 
     records (ConfigMaps), the job verbs when training spans nodes, and reading its own pod."""
     needs: dict[tuple[str, str], set[str]] = {("", "configmaps"): set(HELM_VERBS)}
     for o in chart_objs:
-        if o["kind"] in KIND_RESOURCES and o["kind"] != "Pod":
+        if o["kind"] in KIND_RESOURCES:
             needs.setdefault(KIND_RESOURCES[o["kind"]], set()).update(HELM_VERBS)
     if nodes > 1:
         needs[JOB_RESOURCES[job_kind]] = set(JOB_VERBS)

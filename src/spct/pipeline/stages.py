@@ -178,7 +178,13 @@ def train_stage(
     if samples:
         sets.append(f"{kind}.samples={samples}")
     prof = load_profile(profile, sets)
-    procs = local_procs() if procs is None else procs
+    if nodes > 1:
+        from spct.k8s.settings import ClusterSettings
+
+        settings = ClusterSettings.model_validate(dict(job or {}))
+        procs = settings.gpus  # what torchrun starts on each of the job's nodes
+    elif procs is None:
+        procs = local_procs()
     # The training CLI (spct rft|grpo|metarm --config P --model M --out D --set k=v): what every rank
     # runs, on this node under torchrun or on every node of a multi-node job.
     args = [kind, "--config", profile, "--model", model_spec, "--out", str(out_dir), "--no-progress",
@@ -186,20 +192,20 @@ def train_stage(
     with stage_run(tracking.uri, tracking.parent_run_id, kind) as mlog:
         mlog.log_params({"profile": profile, "nodes": nodes, "procs_per_node": procs, **prof.model_dump(mode="json")})
         if nodes > 1 or procs > 1:
-            env = {"MLFLOW_TRACKING_URI": tracking.uri, "SPCT_MLFLOW_RUN_ID": mlog.run_id}
+            # Rank 0 writes metrics.jsonl and summary.json under out_dir (the shared volume for a job);
+            # they are read back into this stage's MLflow run below.
+            env = {"MLFLOW_TRACKING_URI": tracking.uri}
             launched: dict[str, Any] = {"nodes": nodes, "procs_per_node": procs}
             if nodes > 1:
-                from spct.k8s.settings import ClusterSettings
                 from spct.pipeline.trainjob import job_name, run_training_job
 
-                settings = ClusterSettings.model_validate(dict(job or {}))
                 # One name per task (the same on a retry, which then adopts or replaces the job).
-                launched = run_training_job(settings, args, nodes=nodes, env=env,
-                                            name=job_name(tracking.parent_run_id, kind))
+                launched |= run_training_job(settings, args, nodes=nodes, env=env,
+                                             name=job_name(tracking.parent_run_id, kind))
             else:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 launch_local(args, procs, env=env, log=out_dir / "launch.log")
-            _replay_curves(out_dir / "metrics.jsonl", mlog)  # rank 0 wrote them (on the shared volume)
+            _replay_curves(out_dir / "metrics.jsonl", mlog)
             written = out_dir / "summary.json"
             summary = {**(json.loads(written.read_text()) if written.is_file() else {}), **launched}
         else:
